@@ -1,0 +1,289 @@
+"""OFA's attention and Transformer layers: pre-LN blocks with additive position biases and NormFormer options."""
+from __future__ import annotations
+
+from typing import Dict, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq import utils
+from fairseq.incremental_decoding_utils import with_incremental_state
+from fairseq.modules import LayerNorm
+from torch import Tensor
+
+IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drops the whole residual branch per sample (``batch_dim`` indexes samples)."""
+
+    def __init__(self, drop_prob: float, batch_dim: int = 1):
+        super().__init__()
+        self.drop_prob = drop_prob
+        self.batch_dim = batch_dim
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.drop_prob == 0.0 or not self.training:
+            return x
+        keep_prob = 1.0 - self.drop_prob
+        shape = [1] * x.ndim
+        shape[self.batch_dim] = x.shape[self.batch_dim]
+        mask = (keep_prob + torch.rand(shape, dtype=x.dtype, device=x.device)).floor_()
+        return x.div(keep_prob) * mask
+
+    def extra_repr(self) -> str:
+        return f"p={self.drop_prob}"
+
+
+@with_incremental_state
+class MultiheadAttention(nn.Module):
+    """Multi-head attention taking an additive per-head bias (``attn_bias``, shape (B*H, T, S)).
+
+    Queries are scaled by ``(head_dim * scale_factor) ** -0.5``; ``scale_heads`` adds NormFormer's
+    per-head gains ``c_attn``. Uses ``scaled_dot_product_attention`` unless weights are requested.
+    """
+
+    def __init__(self, embed_dim: int, num_heads: int, kdim: Optional[int] = None, vdim: Optional[int] = None,
+                 dropout: float = 0.0, self_attention: bool = False, encoder_decoder_attention: bool = False,
+                 scale_factor: float = 2.0, scale_heads: bool = False):
+        super().__init__()
+        if embed_dim % num_heads:
+            raise ValueError(f"embed_dim {embed_dim} must be divisible by num_heads {num_heads}")
+        self.embed_dim = embed_dim
+        self.num_heads = num_heads
+        self.head_dim = embed_dim // num_heads
+        self.dropout = dropout
+        self.scaling = float(self.head_dim * scale_factor) ** -0.5
+        self.self_attention = self_attention
+        self.encoder_decoder_attention = encoder_decoder_attention
+        # Registered first so the state-dict order matches released checkpoints.
+        self.c_attn = nn.Parameter(torch.ones(num_heads)) if scale_heads else None
+        self.k_proj = nn.Linear(kdim or embed_dim, embed_dim)
+        self.v_proj = nn.Linear(vdim or embed_dim, embed_dim)
+        self.q_proj = nn.Linear(embed_dim, embed_dim)
+        self.out_proj = nn.Linear(embed_dim, embed_dim)
+        gain = 2 ** -0.5 if (kdim or embed_dim) == embed_dim and (vdim or embed_dim) == embed_dim else 1.0
+        for proj in (self.k_proj, self.v_proj, self.q_proj):
+            nn.init.xavier_uniform_(proj.weight, gain=gain)
+        nn.init.xavier_uniform_(self.out_proj.weight)
+        nn.init.constant_(self.out_proj.bias, 0.0)
+
+    def _split_heads(self, x: Tensor, bsz: int) -> Tensor:
+        """(L, B, E) -> (B, H, L, D)."""
+        return x.view(-1, bsz, self.num_heads, self.head_dim).permute(1, 2, 0, 3)
+
+    def forward(
+        self,
+        query: Tensor,
+        key: Optional[Tensor],
+        key_padding_mask: Optional[Tensor] = None,
+        incremental_state: Optional[IncrementalState] = None,
+        need_weights: bool = False,
+        need_head_weights: bool = False,
+        static_kv: bool = False,
+        attn_mask: Optional[Tensor] = None,
+        attn_bias: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        """Attend ``query`` (T, B, E) to ``key`` (S, B, E); returns the output and optional weights."""
+        tgt_len, bsz, _ = query.shape
+        saved_state = self._get_input_buffer(incremental_state) if incremental_state is not None else None
+        if saved_state is not None and static_kv and "prev_key" in saved_state:
+            key = None  # cached encoder keys/values are reused as they are
+
+        q = self._split_heads(self.q_proj(query) * self.scaling, bsz)
+        k = v = None
+        if key is not None:
+            k = self._split_heads(self.k_proj(key), bsz)
+            v = self._split_heads(self.v_proj(key), bsz)
+
+        if incremental_state is not None:
+            new_len = 0 if k is None else k.size(2)
+            if "prev_key" in saved_state:
+                if static_kv:
+                    k, v = saved_state["prev_key"], saved_state["prev_value"]
+                else:
+                    k = torch.cat([saved_state["prev_key"], k], dim=2)
+                    v = torch.cat([saved_state["prev_value"], v], dim=2)
+            key_padding_mask = self._merge_padding_masks(saved_state.get("prev_key_padding_mask"), key_padding_mask,
+                                                         bsz, k.size(2) - new_len, new_len, static_kv)
+            saved_state["prev_key"], saved_state["prev_value"] = k, v
+            saved_state["prev_key_padding_mask"] = key_padding_mask
+            self._set_input_buffer(incremental_state, saved_state)
+
+        src_len = k.size(2)
+        mask = None
+        if attn_bias is not None:
+            mask = attn_bias.reshape(bsz, self.num_heads, tgt_len, src_len)
+        if attn_mask is not None:
+            mask = attn_mask if mask is None else mask + attn_mask
+        if key_padding_mask is not None:
+            pad = key_padding_mask.view(bsz, 1, 1, src_len).to(torch.bool)
+            mask = (q.new_zeros(pad.shape) if mask is None else mask).masked_fill(pad, float("-inf"))
+        if mask is not None:
+            mask = mask.to(q.dtype)
+
+        dropout_p = self.dropout if self.training else 0.0
+        weights = None
+        if need_weights or need_head_weights:
+            scores = torch.matmul(q, k.transpose(-1, -2))
+            if mask is not None:
+                scores = scores + mask
+            probs = utils.softmax(scores, dim=-1).type_as(scores)
+            out = torch.matmul(F.dropout(probs, p=dropout_p, training=self.training), v)
+            weights = probs.transpose(0, 1)  # (H, B, T, S)
+            if not need_head_weights:
+                weights = weights.mean(dim=0)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0)
+
+        if self.c_attn is not None:
+            out = out * self.c_attn.view(1, -1, 1, 1)
+        out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, self.embed_dim)
+        return self.out_proj(out), weights
+
+    @staticmethod
+    def _merge_padding_masks(prev: Optional[Tensor], new: Optional[Tensor], bsz: int, prev_len: int,
+                             new_len: int, static_kv: bool) -> Optional[Tensor]:
+        """Key padding mask over cached plus new keys during incremental decoding."""
+        if static_kv:
+            return prev if prev is not None else new  # the encoder's mask does not change between steps
+        if prev is None and new is None:
+            return None
+        if prev is None:
+            prev = new.new_zeros(bsz, prev_len)
+        if new is None:
+            new = prev.new_zeros(bsz, new_len)
+        return torch.cat([prev.to(torch.bool), new.to(torch.bool)], dim=1)
+
+    def reorder_incremental_state(self, incremental_state: IncrementalState, new_order: Tensor) -> None:
+        """Reorder cached keys/values after a beam-search step."""
+        buffer = self._get_input_buffer(incremental_state)
+        for name, value in buffer.items():
+            if value is None:
+                continue
+            # Encoder keys are identical across the beams of a sentence: only the batch size can change.
+            if self.encoder_decoder_attention and value.size(0) == new_order.size(0):
+                break
+            buffer[name] = value.index_select(0, new_order)
+        self._set_input_buffer(incremental_state, buffer)
+
+    def _get_input_buffer(self, incremental_state: Optional[IncrementalState]) -> Dict[str, Optional[Tensor]]:
+        result = self.get_incremental_state(incremental_state, "attn_state")
+        return result if result is not None else {}
+
+    def _set_input_buffer(self, incremental_state: IncrementalState, buffer: Dict[str, Optional[Tensor]]):
+        return self.set_incremental_state(incremental_state, "attn_state", buffer)
+
+
+class _Block(nn.Module):
+    """What both layer types share: dropouts, drop path, the residual attention block and the FFN."""
+
+    def _init_dropouts(self, args, drop_path_rate: float) -> None:
+        self.dropout = nn.Dropout(args.dropout)
+        self.activation_fn = utils.get_activation_fn(getattr(args, "activation_fn", "relu") or "relu")
+        activation_dropout = getattr(args, "activation_dropout", 0) or getattr(args, "relu_dropout", 0) or 0
+        self.activation_dropout = nn.Dropout(float(activation_dropout))
+        self.drop_path = DropPath(drop_path_rate) if drop_path_rate > 0.0 else nn.Identity()
+
+    def _ffn(self, x: Tensor) -> Tensor:
+        residual = x
+        if self.normalize_before:
+            x = self.final_layer_norm(x)
+        x = self.activation_dropout(self.activation_fn(self.fc1(x)))
+        if self.ffn_layernorm is not None:
+            x = self.ffn_layernorm(x)
+        x = self.dropout(self.fc2(x))
+        if self.w_resid is not None:
+            residual = self.w_resid * residual
+        x = residual + self.drop_path(x)
+        if not self.normalize_before:
+            x = self.final_layer_norm(x)
+        return x
+
+    def _attention_block(self, x: Tensor, layer_norm: nn.Module, scale_ln: Optional[nn.Module], attend) -> tuple:
+        residual = x
+        if self.normalize_before:
+            x = layer_norm(x)
+        x, weights = attend(x)
+        if scale_ln is not None:
+            x = scale_ln(x)
+        x = residual + self.drop_path(self.dropout(x))
+        if not self.normalize_before:
+            x = layer_norm(x)
+        return x, weights
+
+
+class TransformerEncoderLayer(_Block):
+    """Encoder block: self-attention with position bias, then FFN."""
+
+    def __init__(self, args, drop_path_rate: float = 0.0):
+        super().__init__()
+        dim, ffn_dim = args.encoder_embed_dim, args.encoder_ffn_embed_dim
+        self.w_resid = nn.Parameter(torch.ones(dim)) if getattr(args, "scale_resids", False) else None
+        self.self_attn = MultiheadAttention(dim, args.encoder_attention_heads, dropout=args.attention_dropout,
+                                            self_attention=True, scale_factor=args.attn_scale_factor,
+                                            scale_heads=getattr(args, "scale_heads", False))
+        self.self_attn_layer_norm = LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.attn_ln = LayerNorm(dim) if getattr(args, "scale_attn", False) else None
+        self.ffn_layernorm = LayerNorm(ffn_dim) if getattr(args, "scale_fc", False) else None
+        self.final_layer_norm = LayerNorm(dim)
+        self.normalize_before = args.encoder_normalize_before
+        self._init_dropouts(args, drop_path_rate)
+
+    def forward(self, x: Tensor, encoder_padding_mask: Optional[Tensor], self_attn_bias: Optional[Tensor] = None) -> Tensor:
+        x, _ = self._attention_block(
+            x, self.self_attn_layer_norm, self.attn_ln,
+            lambda h: self.self_attn(h, h, key_padding_mask=encoder_padding_mask, attn_bias=self_attn_bias))
+        return self._ffn(x)
+
+
+class TransformerDecoderLayer(_Block):
+    """Decoder block: causal self-attention, cross-attention (both with position bias), then FFN."""
+
+    def __init__(self, args, drop_path_rate: float = 0.0):
+        super().__init__()
+        dim, ffn_dim, heads = args.decoder_embed_dim, args.decoder_ffn_embed_dim, args.decoder_attention_heads
+        scale_attn, scale_heads = getattr(args, "scale_attn", False), getattr(args, "scale_heads", False)
+        self.w_resid = nn.Parameter(torch.ones(dim)) if getattr(args, "scale_resids", False) else None
+        self.self_attn = MultiheadAttention(dim, heads, dropout=args.attention_dropout, self_attention=True,
+                                            scale_factor=args.attn_scale_factor, scale_heads=scale_heads)
+        self.self_attn_ln = LayerNorm(dim) if scale_attn else None
+        self.cross_attn_ln = LayerNorm(dim) if scale_attn else None
+        self.self_attn_layer_norm = LayerNorm(dim)
+        self.encoder_attn = MultiheadAttention(dim, heads, kdim=args.encoder_embed_dim, vdim=args.encoder_embed_dim,
+                                               dropout=args.attention_dropout, encoder_decoder_attention=True,
+                                               scale_factor=args.attn_scale_factor, scale_heads=scale_heads)
+        self.encoder_attn_layer_norm = LayerNorm(dim)
+        self.ffn_layernorm = LayerNorm(ffn_dim) if getattr(args, "scale_fc", False) else None
+        self.fc1 = nn.Linear(dim, ffn_dim)
+        self.fc2 = nn.Linear(ffn_dim, dim)
+        self.final_layer_norm = LayerNorm(dim)
+        self.normalize_before = args.decoder_normalize_before
+        self._init_dropouts(args, drop_path_rate)
+
+    def forward(
+        self,
+        x: Tensor,
+        encoder_out: Optional[Tensor],
+        encoder_padding_mask: Optional[Tensor],
+        incremental_state: Optional[IncrementalState] = None,
+        self_attn_mask: Optional[Tensor] = None,
+        self_attn_padding_mask: Optional[Tensor] = None,
+        need_head_weights: bool = False,
+        self_attn_bias: Optional[Tensor] = None,
+        cross_attn_bias: Optional[Tensor] = None,
+    ) -> tuple[Tensor, Optional[Tensor]]:
+        x, _ = self._attention_block(
+            x, self.self_attn_layer_norm, self.self_attn_ln,
+            lambda h: self.self_attn(h, h, key_padding_mask=self_attn_padding_mask, incremental_state=incremental_state,
+                                     attn_mask=self_attn_mask, attn_bias=self_attn_bias))
+        attn = None
+        if encoder_out is not None:
+            x, attn = self._attention_block(
+                x, self.encoder_attn_layer_norm, self.cross_attn_ln,
+                lambda h: self.encoder_attn(h, encoder_out, key_padding_mask=encoder_padding_mask,
+                                            incremental_state=incremental_state, static_kv=True,
+                                            need_head_weights=need_head_weights, attn_bias=cross_attn_bias))
+        return self._ffn(x), attn

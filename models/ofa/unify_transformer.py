@@ -1,0 +1,442 @@
+"""OFA's unified encoder (text tokens + image patches) and decoder (text, ``<bin>`` or ``<code>`` tokens)."""
+from __future__ import annotations
+
+import math
+from typing import Any, Dict, List, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from fairseq.models import FairseqEncoder, FairseqIncrementalDecoder
+from fairseq.modules import LayerNorm
+from torch import Tensor
+
+from .layers import IncrementalState, TransformerDecoderLayer, TransformerEncoderLayer
+from .resnet import RESNET_OUT_CHANNELS, build_resnet
+
+DEFAULT_MAX_POSITIONS = 1024
+# The decoder lays image codes on a grid of side code_image_size // 8, padded to this many positions.
+DECODER_IMAGE_POSITIONS = 1026
+
+
+def make_token_bucket_position(bucket_size: int, max_position: int = DEFAULT_MAX_POSITIONS) -> Tensor:
+    """Relative-position buckets between text tokens: exact near the diagonal, log-spaced further away."""
+    pos = torch.arange(max_position, dtype=torch.long)
+    relative = pos[:, None] - pos[None, :]
+    sign = torch.sign(relative)
+    mid = bucket_size // 2
+    abs_pos = torch.where((relative < mid) & (relative > -mid), mid - 1, relative.abs())
+    log_pos = torch.ceil(torch.log(abs_pos / mid) / math.log((max_position - 1) / mid) * (mid - 1)) + mid
+    bucket = torch.where(abs_pos.le(mid), relative, log_pos.int() * sign).long()
+    return bucket + bucket_size - 1
+
+
+def make_image_bucket_position(bucket_size: int, num_relative_distance: int) -> Tensor:
+    """Relative-position buckets between patches of a bucket_size x bucket_size grid (index 0: no patch)."""
+    coords = torch.stack(torch.meshgrid(torch.arange(bucket_size), torch.arange(bucket_size), indexing="ij"))
+    coords = coords.flatten(1)
+    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + bucket_size - 1
+    index = torch.zeros((bucket_size * bucket_size + 1,) * 2, dtype=relative.dtype)
+    index[1:, 1:] = relative[:, :, 0] * (2 * bucket_size - 1) + relative[:, :, 1]
+    index[0, 0:] = num_relative_distance - 3
+    index[0:, 0] = num_relative_distance - 2
+    index[0, 0] = num_relative_distance - 1
+    return index
+
+
+def grid_position_ids(height: int, width: int, bucket_size: int) -> Tensor:
+    """Ids (1-based, row-major on a bucket_size-wide grid) of the patches of a height x width image."""
+    return (torch.arange(width)[None, :] + torch.arange(height)[:, None] * bucket_size + 1).view(-1)
+
+
+def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
+              zero_init: bool = False) -> nn.Embedding:
+    m = nn.Embedding(num_embeddings, embedding_dim, padding_idx=padding_idx)
+    nn.init.normal_(m.weight, mean=0, std=embedding_dim ** -0.5)
+    if padding_idx is not None:
+        nn.init.constant_(m.weight[padding_idx], 0)
+    if zero_init:
+        nn.init.constant_(m.weight, 0)
+    return m
+
+
+def Linear(in_features: int, out_features: int, bias: bool = True) -> nn.Linear:
+    m = nn.Linear(in_features, out_features, bias)
+    nn.init.xavier_uniform_(m.weight)
+    if bias:
+        nn.init.constant_(m.bias, 0.0)
+    return m
+
+
+def _drop_path_rates(rate: float, layers: int) -> List[float]:
+    return torch.linspace(0, rate, layers, device="cpu").tolist()
+
+
+class _RelativePositions(nn.Module):
+    """Bucket tables (computed, saved as buffers like the original) and per-layer learned bias tables."""
+
+    def _init_relative_positions(self, args, num_layers: int, num_heads: int) -> None:
+        token_bucket_size, image_bucket_size = args.token_bucket_size, args.image_bucket_size
+        token_num_rel_dis = 2 * token_bucket_size - 1
+        image_num_rel_dis = (2 * image_bucket_size - 1) ** 2 + 3
+        self.token_rel_pos_table_list = nn.ModuleList(
+            [Embedding(token_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
+        self.image_rel_pos_table_list = nn.ModuleList(
+            [Embedding(image_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
+        self.register_buffer("token_rp_bucket", make_token_bucket_position(token_bucket_size))
+        self.register_buffer("image_rp_bucket", make_image_bucket_position(image_bucket_size, image_num_rel_dis))
+
+    def token_rel_pos_bias(self, seq_len: int, idx: int) -> Tensor:
+        """(H, T, T) bias between text positions for layer ``idx``."""
+        bucket = self.token_rp_bucket[:seq_len, :seq_len]
+        return F.embedding(bucket, self.token_rel_pos_table_list[idx].weight).permute(2, 0, 1)
+
+    def image_rel_pos_bias(self, bucket: Tensor, idx: int) -> Tensor:
+        """Bias for precomputed buckets (..., N, N) -> (..., H, N, N) for layer ``idx``."""
+        return F.embedding(bucket, self.image_rel_pos_table_list[idx].weight).movedim(-1, -3)
+
+    def computed_buffers(self) -> Dict[str, Tensor]:
+        """Buffers derived from the config, not learned: restored on load whatever a checkpoint holds."""
+        return {name: buf for name, buf in self.named_buffers(recurse=False) if name != "version"}
+
+
+class TransformerEncoder(FairseqEncoder, _RelativePositions):
+    """Encodes text tokens and (optionally) image patches into one sequence: [patches, tokens]."""
+
+    def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
+        super().__init__(dictionary)
+        self.args = args
+        self.register_buffer("version", torch.Tensor([3]))
+        embed_dim = embed_tokens.embedding_dim
+        self.padding_idx = embed_tokens.padding_idx
+        self.max_source_positions = args.max_source_positions
+        self.num_attention_heads = args.encoder_attention_heads
+        self.image_bucket_size = args.image_bucket_size
+        self.orig_patch_image_size = args.orig_patch_image_size
+        self.interpolate_position = args.interpolate_position
+        self.entangle_position_embedding = args.entangle_position_embedding
+        self.embed_scale = 1.0 if args.no_scale_embedding else math.sqrt(embed_dim)
+        self.dropout = nn.Dropout(args.dropout)
+
+        self.embed_tokens = embed_tokens
+        self.layernorm_embedding = LayerNorm(embed_dim) if args.layernorm_embedding else None
+        self.type_embedding = Embedding(2, embed_dim) if args.add_type_embedding else None
+        self.embed_images = build_resnet(args.resnet_type, freeze_bn=args.freeze_resnet, sync_bn=args.sync_bn,
+                                         drop_path_rate=args.resnet_drop_path_rate,
+                                         model_path=args.resnet_model_path)
+        self.image_proj = Linear(RESNET_OUT_CHANNELS, embed_dim)
+        self.patch_layernorm_embedding = LayerNorm(embed_dim) if args.patch_layernorm_embedding else None
+        self.embed_positions = Embedding(args.max_source_positions + 2, embed_dim)
+        self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
+        self.pos_ln = LayerNorm(embed_dim)
+        self.image_pos_ln = LayerNorm(embed_dim)
+        self.pos_scaling = float(embed_dim / args.encoder_attention_heads * args.attn_scale_factor) ** -0.5
+        self.pos_q_linear = nn.Linear(embed_dim, embed_dim)
+        self.pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        rates = _drop_path_rates(args.encoder_drop_path_rate, args.encoder_layers)
+        self.layers = nn.ModuleList([TransformerEncoderLayer(args, drop_path_rate=r) for r in rates])
+        self.layer_norm = LayerNorm(embed_dim) if args.encoder_normalize_before else None
+        self._init_relative_positions(args, args.encoder_layers, self.num_attention_heads)
+
+    def embed_patches(self, patch_images: Tensor, sample_patch_num: Optional[int] = None):
+        """Backbone features, grid position ids and position embeddings of a batch of images."""
+        features = self.embed_images(patch_images)
+        bsz, _, h, w = features.shape
+        features = features.flatten(2).transpose(1, 2)
+        position_ids = grid_position_ids(h, w, self.image_bucket_size).to(features.device).expand(bsz, -1)
+        orig_hw = self.orig_patch_image_size // 16
+        if self.interpolate_position and h * w > orig_hw * orig_hw:
+            # Images larger than in pretraining: resample the pretrained position grid.
+            grid_ids = grid_position_ids(orig_hw, orig_hw, self.image_bucket_size).to(features.device)
+            grid = self.embed_image_positions(grid_ids).reshape(1, orig_hw, orig_hw, -1).permute(0, 3, 1, 2)
+            pos_embed = F.interpolate(grid, size=(h, w), mode="bilinear").permute(0, 2, 3, 1).reshape(1, h * w, -1)
+            pos_embed = pos_embed.expand(bsz, -1, -1)
+        else:
+            pos_embed = self.embed_image_positions(position_ids)
+        if sample_patch_num is not None:
+            # Pretraining trick: keep a random subset of patches per image.
+            order = torch.rand(bsz, h * w, device=features.device).argsort(dim=1)[:, :sample_patch_num]
+            features = features.gather(1, order[:, :, None].expand(-1, -1, features.size(2)))
+            pos_embed = pos_embed.gather(1, order[:, :, None].expand(-1, -1, pos_embed.size(2)))
+            position_ids = position_ids.gather(1, order)
+        return features, position_ids, pos_embed
+
+    def _embed_image(self, features: Tensor, pos_embed: Tensor, type_id: int) -> Tensor:
+        x = self.embed_scale * self.image_proj(features)
+        if self.entangle_position_embedding:
+            x = x + pos_embed
+        if self.type_embedding is not None:
+            x = x + self.type_embedding.weight[type_id]
+        if self.patch_layernorm_embedding is not None:
+            x = self.patch_layernorm_embedding(x)
+        return self.dropout(x)
+
+    def _embed_text(self, src_tokens: Tensor, pos_embed: Tensor, token_embeddings: Optional[Tensor]) -> Tensor:
+        x = self.embed_scale * (self.embed_tokens(src_tokens) if token_embeddings is None else token_embeddings)
+        if self.entangle_position_embedding:
+            x = x + pos_embed
+        if self.type_embedding is not None:
+            x = x + self.type_embedding.weight[0]
+        if self.layernorm_embedding is not None:
+            x = self.layernorm_embedding(x)
+        return self.dropout(x)
+
+    def forward(
+        self,
+        src_tokens: Tensor,
+        src_lengths: Optional[Tensor] = None,
+        patch_images: Optional[Tensor] = None,
+        patch_images_2: Optional[Tensor] = None,
+        patch_masks: Optional[Tensor] = None,
+        code_masks: Optional[Tensor] = None,
+        return_all_hiddens: bool = False,
+        token_embeddings: Optional[Tensor] = None,
+        sample_patch_num: Optional[int] = None,
+    ) -> Dict[str, List[Tensor]]:
+        """Encode; returns fairseq's encoder-out dict (T x B x C) plus ``position_embeddings`` (B x T x C)."""
+        bsz, src_len = src_tokens.shape
+        text_pos = self.embed_positions(torch.arange(src_len, device=src_tokens.device).expand(bsz, -1))
+        parts, padding, positions, image_buckets = [], [], [], []
+        # Second image first, then the image, then the text (the original's order). The original gives the
+        # second image type id 2, which its two-row type table cannot embed; both images use the image type.
+        for type_id, images in ((1, patch_images_2), (1, patch_images)):
+            if images is None:
+                continue
+            features, position_ids, image_pos = self.embed_patches(images, sample_patch_num)
+            mask = features.new_zeros(features.shape[:2], dtype=torch.bool)
+            if patch_masks is not None:
+                mask[~patch_masks] = True
+            parts.append(self._embed_image(features, image_pos, type_id))
+            padding.append(mask)
+            positions.append(self.image_pos_ln(image_pos))
+            image_buckets.append(self.image_rp_bucket[position_ids[:, :, None], position_ids[:, None, :]])
+        parts.append(self._embed_text(src_tokens, text_pos, token_embeddings))
+        padding.append(src_tokens.eq(self.padding_idx))
+        positions.append(self.pos_ln(text_pos))
+        x, padding_mask, pos_embed = torch.cat(parts, 1), torch.cat(padding, 1), torch.cat(positions, 1)
+
+        has_pads = bool(padding_mask.any())
+        if has_pads:
+            x = x * (1 - padding_mask.unsqueeze(-1).type_as(x))
+        x = x.transpose(0, 1)
+
+        total = pos_embed.size(1)
+        heads = self.num_attention_heads
+        pos_q = self.pos_q_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2) * self.pos_scaling
+        pos_k = self.pos_k_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2)
+        abs_pos_bias = torch.matmul(pos_q, pos_k.transpose(2, 3))
+
+        encoder_states = [x] if return_all_hiddens else []
+        for idx, layer in enumerate(self.layers):
+            bias = abs_pos_bias.clone()
+            bias[:, :, -src_len:, -src_len:] += self.token_rel_pos_bias(src_len, idx)
+            start = 0
+            for bucket in image_buckets:
+                n = bucket.size(1)
+                bias[:, :, start:start + n, start:start + n] += self.image_rel_pos_bias(bucket, idx)
+                start += n
+            x = layer(x, padding_mask if has_pads else None, self_attn_bias=bias.reshape(-1, total, total))
+            if return_all_hiddens:
+                encoder_states.append(x)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return {
+            "encoder_out": [x],
+            "encoder_padding_mask": [padding_mask],
+            "encoder_embedding": [],
+            "encoder_states": encoder_states,
+            "src_tokens": [],
+            "src_lengths": [],
+            "position_embeddings": [pos_embed],
+        }
+
+    @torch.jit.export
+    def reorder_encoder_out(self, encoder_out: Dict[str, List[Tensor]], new_order: Tensor) -> Dict[str, List[Tensor]]:
+        """Select/reorder samples (beam expansion) in every entry of the encoder output."""
+        batch_dim = {"encoder_out": 1, "encoder_states": 1}
+        return {key: [t.index_select(batch_dim.get(key, 0), new_order) for t in values]
+                for key, values in encoder_out.items()}
+
+    def max_positions(self) -> int:
+        return self.max_source_positions
+
+
+class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
+    """Autoregressive decoder with position biases for text and, under ``code_masks``, image codes."""
+
+    def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
+        super().__init__(dictionary)
+        self.args = args
+        self.register_buffer("version", torch.Tensor([3]))
+        self._future_mask = torch.empty(0)
+        embed_dim = args.decoder_embed_dim
+        self.embed_dim = embed_dim
+        self.padding_idx = embed_tokens.padding_idx
+        self.max_target_positions = args.max_target_positions
+        self.num_attention_heads = args.decoder_attention_heads
+        self.embed_scale = 1.0 if args.no_scale_embedding else math.sqrt(embed_dim)
+        # The original tests ``entangle_position_embedding is not None``, so token positions are always
+        # added to the decoder input unless --disable-entangle is set.
+        self.add_positions_to_input = not args.disable_entangle
+        self.dropout = nn.Dropout(args.dropout)
+
+        self.embed_tokens = embed_tokens
+        self.layernorm_embedding = LayerNorm(embed_dim) if args.layernorm_embedding else None
+        self.embed_positions = Embedding(args.max_target_positions + 2, embed_dim)
+        self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
+        self.pos_ln = LayerNorm(embed_dim)
+        self.image_pos_ln = LayerNorm(embed_dim)
+        self.pos_scaling = float(embed_dim / self.num_attention_heads * args.attn_scale_factor) ** -0.5
+        self.self_pos_q_linear = nn.Linear(embed_dim, embed_dim)
+        self.self_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.cross_pos_q_linear = nn.Linear(embed_dim, embed_dim)
+        self.cross_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.code_layernorm_embedding = LayerNorm(embed_dim) if args.code_layernorm_embedding else None
+        rates = _drop_path_rates(args.decoder_drop_path_rate, args.decoder_layers)
+        self.layers = nn.ModuleList([TransformerDecoderLayer(args, drop_path_rate=r) for r in rates])
+        self.layer_norm = LayerNorm(embed_dim) if args.decoder_normalize_before else None
+        if args.share_decoder_input_output_embed:
+            self.output_projection = nn.Linear(embed_tokens.embedding_dim, embed_tokens.num_embeddings, bias=False)
+            self.output_projection.weight = embed_tokens.weight
+        else:
+            self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
+            nn.init.normal_(self.output_projection.weight, mean=0, std=embed_dim ** -0.5)
+        self._init_relative_positions(args, args.decoder_layers, self.num_attention_heads)
+        window = args.code_image_size // 8
+        code_ids = torch.cat([torch.tensor([0]), grid_position_ids(window, window, args.image_bucket_size)])
+        padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long)
+        self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
+
+    def _abs_pos_bias(self, q_pos: Tensor, k_pos: Tensor, q_linear: nn.Module, k_linear: nn.Module) -> Tensor:
+        bsz, heads = q_pos.size(0), self.num_attention_heads
+        q = q_linear(q_pos).view(bsz, q_pos.size(1), heads, -1).transpose(1, 2) * self.pos_scaling
+        k = k_linear(k_pos).view(bsz, k_pos.size(1), heads, -1).transpose(1, 2)
+        return torch.matmul(q, k.transpose(2, 3))
+
+    def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor]):
+        """Absolute-position biases (B, H, T, T) for self- and (B, H, T, S) for cross-attention."""
+        text_pos = self.pos_ln(tgt_pos)
+        self_bias = self._abs_pos_bias(text_pos, text_pos, self.self_pos_q_linear, self.self_pos_k_linear)
+        cross_bias = self._abs_pos_bias(text_pos, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear)
+        if code_masks is not None and code_masks.any():
+            image_pos = self.image_pos_ln(tgt_pos)
+            self_bias[code_masks] = self._abs_pos_bias(
+                image_pos, image_pos, self.self_pos_q_linear, self.self_pos_k_linear)[code_masks]
+            cross_bias[code_masks] = self._abs_pos_bias(
+                image_pos, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear)[code_masks]
+        return self_bias, cross_bias
+
+    def _rel_pos_bias(self, seq_len: int, idx: int, code_masks: Optional[Tensor]) -> Tensor:
+        """(B or 1, H, T, T) relative bias: token buckets for text samples, grid buckets for image codes."""
+        text = self.token_rel_pos_bias(seq_len, idx).unsqueeze(0)
+        if code_masks is None or not code_masks.any():
+            return text
+        ids = self.image_position_idx[:seq_len]
+        image = self.image_rel_pos_bias(self.image_rp_bucket[ids][:, ids], idx).unsqueeze(0)
+        if code_masks.all():
+            return image
+        return torch.where(code_masks.view(-1, 1, 1, 1), image, text)
+
+    def forward(
+        self,
+        prev_output_tokens: Tensor,
+        code_masks: Optional[Tensor] = None,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[IncrementalState] = None,
+        features_only: bool = False,
+        full_context_alignment: bool = False,
+        alignment_layer: Optional[int] = None,
+        alignment_heads: Optional[int] = None,
+        src_lengths: Optional[Any] = None,
+        return_all_hiddens: bool = False,
+    ):
+        """Decode; returns (logits or features (B, T, C), {"attn": [..], "inner_states": [..]})."""
+        x, extra = self.extract_features(prev_output_tokens, code_masks=code_masks, encoder_out=encoder_out,
+                                         incremental_state=incremental_state,
+                                         full_context_alignment=full_context_alignment,
+                                         alignment_layer=alignment_layer, alignment_heads=alignment_heads)
+        if not features_only:
+            x = self.output_layer(x)
+        return x, extra
+
+    def extract_features(
+        self,
+        prev_output_tokens: Tensor,
+        code_masks: Optional[Tensor] = None,
+        encoder_out: Optional[Dict[str, List[Tensor]]] = None,
+        incremental_state: Optional[IncrementalState] = None,
+        full_context_alignment: bool = False,
+        alignment_layer: Optional[int] = None,
+        alignment_heads: Optional[int] = None,
+    ):
+        bsz, tgt_len = prev_output_tokens.shape
+        if alignment_layer is None:
+            alignment_layer = len(self.layers) - 1
+        enc = encoder_out["encoder_out"][0] if encoder_out and encoder_out["encoder_out"] else None
+        enc_padding = (encoder_out["encoder_padding_mask"][0]
+                       if encoder_out and encoder_out["encoder_padding_mask"] else None)
+
+        tgt_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device).expand(bsz, -1))
+        if code_masks is not None and code_masks.any():
+            image_ids = self.image_position_idx[:tgt_len].expand(bsz, -1)
+            tgt_pos = torch.where(code_masks.view(-1, 1, 1), self.embed_image_positions(image_ids), tgt_pos)
+        self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
+                                                              code_masks)
+        tokens = prev_output_tokens
+        if incremental_state is not None:
+            # Only the newest position is computed; biases are sliced to its row.
+            tokens = prev_output_tokens[:, -1:]
+            tgt_pos = tgt_pos[:, -1:]
+            self_pos_bias = self_pos_bias[:, :, -1:]
+            cross_pos_bias = cross_pos_bias[:, :, -1:]
+        cross_pos_bias = cross_pos_bias.reshape(-1, *cross_pos_bias.shape[-2:])
+
+        x = self.embed_scale * self.embed_tokens(tokens)
+        if self.add_positions_to_input:
+            x = x + tgt_pos
+        x = self._layernorm_embedding(x, code_masks)
+        x = self.dropout(x).transpose(0, 1)
+
+        self_attn_padding_mask = tokens.eq(self.padding_idx) if tokens.eq(self.padding_idx).any() else None
+        self_attn_mask = None
+        if incremental_state is None and not full_context_alignment:
+            self_attn_mask = self.buffered_future_mask(x)
+        attn, inner_states = None, [x]
+        for idx, layer in enumerate(self.layers):
+            self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks)[..., -tokens.size(1):, :]
+            x, layer_attn = layer(x, enc, enc_padding, incremental_state, self_attn_mask=self_attn_mask,
+                                  self_attn_padding_mask=self_attn_padding_mask,
+                                  # alignment weights are only read at inference; skip them in training
+                                  need_head_weights=idx == alignment_layer and not self.training,
+                                  self_attn_bias=self_bias.reshape(-1, *self_bias.shape[-2:]),
+                                  cross_attn_bias=cross_pos_bias)
+            inner_states.append(x)
+            if layer_attn is not None and idx == alignment_layer:
+                attn = layer_attn.float().to(x)
+        if attn is not None:
+            attn = (attn[:alignment_heads] if alignment_heads is not None else attn).mean(dim=0)
+        if self.layer_norm is not None:
+            x = self.layer_norm(x)
+        return x.transpose(0, 1), {"attn": [attn], "inner_states": inner_states}
+
+    def _layernorm_embedding(self, x: Tensor, code_masks: Optional[Tensor]) -> Tensor:
+        if self.layernorm_embedding is None:
+            return x
+        if code_masks is None or not code_masks.any() or self.code_layernorm_embedding is None:
+            return self.layernorm_embedding(x)
+        if code_masks.all():
+            return self.code_layernorm_embedding(x)
+        return torch.where(code_masks.view(-1, 1, 1), self.code_layernorm_embedding(x), self.layernorm_embedding(x))
+
+    def output_layer(self, features: Tensor) -> Tensor:
+        return self.output_projection(features)
+
+    def max_positions(self) -> int:
+        return self.max_target_positions
+
+    def buffered_future_mask(self, tensor: Tensor) -> Tensor:
+        dim = tensor.size(0)
+        if self._future_mask.size(0) < dim or self._future_mask.device != tensor.device:
+            self._future_mask = torch.triu(torch.full((dim, dim), float("-inf")), 1)
+        self._future_mask = self._future_mask.to(tensor)
+        return self._future_mask[:dim, :dim]
