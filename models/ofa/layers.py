@@ -83,8 +83,13 @@ class MultiheadAttention(nn.Module):
         static_kv: bool = False,
         attn_mask: Optional[Tensor] = None,
         attn_bias: Optional[Tensor] = None,
+        prompt_kv: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[Tensor]]:
-        """Attend ``query`` (T, B, E) to ``key`` (S, B, E); returns the output and optional weights."""
+        """Attend ``query`` (T, B, E) to ``key`` (S, B, E); returns the output and optional weights.
+
+        ``prompt_kv`` (2, B, H, P, D) are prefix-tuning keys/values put before the keys; masks and biases
+        cover the ordinary keys only.
+        """
         tgt_len, bsz, _ = query.shape
         saved_state = self._get_input_buffer(incremental_state) if incremental_state is not None else None
         if saved_state is not None and static_kv and "prev_key" in saved_state:
@@ -112,6 +117,9 @@ class MultiheadAttention(nn.Module):
 
         src_len = k.size(2)
         mask = None
+        if prompt_kv is not None:
+            k = torch.cat([prompt_kv[0], k], dim=2)
+            v = torch.cat([prompt_kv[1], v], dim=2)
         if attn_bias is not None:
             mask = attn_bias.reshape(bsz, self.num_heads, tgt_len, src_len)
         if attn_mask is not None:
@@ -121,6 +129,8 @@ class MultiheadAttention(nn.Module):
             mask = (q.new_zeros(pad.shape) if mask is None else mask).masked_fill(pad, float("-inf"))
         if mask is not None:
             mask = mask.to(q.dtype)
+            if prompt_kv is not None:
+                mask = F.pad(mask, (prompt_kv.size(3), 0))  # prompts are visible to every query
 
         dropout_p = self.dropout if self.training else 0.0
         weights = None
@@ -175,10 +185,61 @@ class MultiheadAttention(nn.Module):
         return self.set_incremental_state(incremental_state, "attn_state", buffer)
 
 
+class Adapter(nn.Module):
+    """Bottleneck adapter added to the FFN output: x + up(relu(down(x))); zero-initialised ``up`` starts as identity."""
+
+    def __init__(self, embed_dim: int, adapter_dim: int):
+        super().__init__()
+        self.down_proj = nn.Linear(embed_dim, adapter_dim)
+        self.up_proj = nn.Linear(adapter_dim, embed_dim)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        nn.init.normal_(self.down_proj.weight, std=0.02)
+        nn.init.zeros_(self.down_proj.bias)
+        nn.init.zeros_(self.up_proj.weight)
+        nn.init.zeros_(self.up_proj.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.up_proj(F.relu(self.down_proj(x)))
+
+
+class PromptEncoder(nn.Module):
+    """Prefix tuning: ``length`` learned prompts giving keys and values for every layer.
+
+    With ``projection`` the prompts go through an MLP (embed_dim -> proj_dim -> layers * 2 * embed_dim).
+    """
+
+    def __init__(self, length: int, embed_dim: int, num_heads: int, num_layers: int, projection: bool = False,
+                 proj_dim: Optional[int] = None, dropout: float = 0.2):
+        super().__init__()
+        self.length, self.num_heads, self.num_layers = length, num_heads, num_layers
+        self.head_dim = embed_dim // num_heads
+        out_dim = num_layers * 2 * embed_dim
+        if projection:
+            self.embedding = nn.Embedding(length, embed_dim)
+            self.trans = nn.Sequential(nn.Linear(embed_dim, proj_dim or 2 * embed_dim), nn.ReLU(),
+                                       nn.Linear(proj_dim or 2 * embed_dim, out_dim))
+        else:
+            self.embedding = nn.Embedding(length, out_dim)
+            self.trans = None
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, bsz: int) -> list[Tensor]:
+        """Per layer, a (2, B, H, P, D) tensor of prompt keys and values."""
+        prompts = self.embedding.weight
+        if self.trans is not None:
+            prompts = self.trans(prompts)
+        kv = prompts.view(1, self.length, self.num_layers * 2, self.num_heads, self.head_dim).expand(bsz, -1, -1, -1, -1)
+        kv = self.dropout(kv).permute(2, 0, 3, 1, 4)
+        return list(kv.split(2))
+
+
 class _Block(nn.Module):
     """What both layer types share: dropouts, drop path, the residual attention block and the FFN."""
 
     def _init_dropouts(self, args, drop_path_rate: float) -> None:
+        self.adapter = Adapter(self.fc1.in_features, args.adapter_dim) if getattr(args, "adapter", False) else None
         self.dropout = nn.Dropout(args.dropout)
         self.activation_fn = utils.get_activation_fn(getattr(args, "activation_fn", "relu") or "relu")
         activation_dropout = getattr(args, "activation_dropout", 0) or getattr(args, "relu_dropout", 0) or 0
@@ -193,6 +254,8 @@ class _Block(nn.Module):
         if self.ffn_layernorm is not None:
             x = self.ffn_layernorm(x)
         x = self.dropout(self.fc2(x))
+        if self.adapter is not None:
+            x = self.adapter(x)
         if self.w_resid is not None:
             residual = self.w_resid * residual
         x = residual + self.drop_path(x)
@@ -232,10 +295,12 @@ class TransformerEncoderLayer(_Block):
         self.normalize_before = args.encoder_normalize_before
         self._init_dropouts(args, drop_path_rate)
 
-    def forward(self, x: Tensor, encoder_padding_mask: Optional[Tensor], self_attn_bias: Optional[Tensor] = None) -> Tensor:
+    def forward(self, x: Tensor, encoder_padding_mask: Optional[Tensor], self_attn_bias: Optional[Tensor] = None,
+                prompt_kv: Optional[Tensor] = None) -> Tensor:
         x, _ = self._attention_block(
             x, self.self_attn_layer_norm, self.attn_ln,
-            lambda h: self.self_attn(h, h, key_padding_mask=encoder_padding_mask, attn_bias=self_attn_bias))
+            lambda h: self.self_attn(h, h, key_padding_mask=encoder_padding_mask, attn_bias=self_attn_bias,
+                                     prompt_kv=prompt_kv))
         return self._ffn(x)
 
 
@@ -274,11 +339,12 @@ class TransformerDecoderLayer(_Block):
         need_head_weights: bool = False,
         self_attn_bias: Optional[Tensor] = None,
         cross_attn_bias: Optional[Tensor] = None,
+        prompt_kv: Optional[Tensor] = None,
     ) -> tuple[Tensor, Optional[Tensor]]:
         x, _ = self._attention_block(
             x, self.self_attn_layer_norm, self.self_attn_ln,
             lambda h: self.self_attn(h, h, key_padding_mask=self_attn_padding_mask, incremental_state=incremental_state,
-                                     attn_mask=self_attn_mask, attn_bias=self_attn_bias))
+                                     attn_mask=self_attn_mask, attn_bias=self_attn_bias, prompt_kv=prompt_kv))
         attn = None
         if encoder_out is not None:
             x, attn = self._attention_block(

@@ -16,6 +16,7 @@ from fairseq.models import (
 )
 from torch import Tensor
 
+from .layers import Adapter, PromptEncoder
 from .resnet import RESNET_LAYERS
 from .unify_transformer import DEFAULT_MAX_POSITIONS, Embedding, TransformerDecoder, TransformerEncoder
 
@@ -93,6 +94,21 @@ class OFAModelConfig:
                                                                 "choices": utils.get_available_activation_fns()})
     spectral_norm_classification_head: bool = field(default=False, metadata={
         "help": "spectral normalisation on classification heads"})
+    bitfit: bool = field(default=False, metadata={"help": "BitFit: train only the biases of layer norms and FFNs"})
+    adapter: bool = field(default=False, metadata={"help": "add adapters after every FFN and train only them"})
+    adapter_dim: int = field(default=200, metadata={"help": "adapter bottleneck dimension"})
+    encoder_prompt: bool = field(default=False, metadata={"help": "prefix tuning in the encoder (train only prompts)"})
+    encoder_prompt_type: str = field(default="prefix", metadata={"help": "prompt type", "choices": ["prefix"]})
+    encoder_prompt_projection: bool = field(default=False, metadata={"help": "encoder prompts through an MLP"})
+    encoder_prompt_length: int = field(default=100, metadata={"help": "number of encoder prompts"})
+    encoder_prompt_dim: Optional[int] = field(default=None, metadata={
+        "help": "hidden size of the encoder prompt MLP (default 2 x embed dim)"})
+    decoder_prompt: bool = field(default=False, metadata={"help": "prefix tuning in the decoder (train only prompts)"})
+    decoder_prompt_type: str = field(default="prefix", metadata={"help": "prompt type", "choices": ["prefix"]})
+    decoder_prompt_projection: bool = field(default=False, metadata={"help": "decoder prompts through an MLP"})
+    decoder_prompt_length: int = field(default=100, metadata={"help": "number of decoder prompts"})
+    decoder_prompt_dim: Optional[int] = field(default=None, metadata={
+        "help": "hidden size of the decoder prompt MLP (default 2 x embed dim)"})
 
 
 # Options the model reads but the task owns (``--max-source-positions`` ...): defaults for models built without it.
@@ -127,6 +143,9 @@ class OFAModel(FairseqEncoderDecoderModel):
         super().__init__(encoder, decoder)
         self.args = args
         self.apply(init_bert_params)  # BERT-style initialisation of every Linear/Embedding, as the original
+        for module in self.modules():
+            if isinstance(module, Adapter):
+                module.reset_parameters()  # adapters start as the identity
         self.classification_heads = nn.ModuleDict()
         self.eos: int = encoder.dictionary.eos()
         self.ans_tensor_list: list[Tensor] = []
@@ -157,7 +176,17 @@ class OFAModel(FairseqEncoderDecoderModel):
         return model
 
     def apply_freezing(self, args) -> None:
-        """Turn off gradients for the parts named by the ``--freeze-*`` flags."""
+        """Turn off gradients for the parts named by ``--freeze-*``, and for all but the tuned parameters
+        under prompt tuning, adapters and BitFit."""
+        tuned = (PromptEncoder, Adapter)
+        if args.encoder_prompt or args.decoder_prompt or args.adapter:
+            self.requires_grad_(False)
+            for module in self.modules():
+                if isinstance(module, tuned):
+                    module.requires_grad_(True)
+        if args.bitfit:
+            for name, param in self.named_parameters():
+                param.requires_grad_(name.endswith("bias") and ("layer_norm" in name or "fc" in name))
         if args.freeze_encoder:
             self.encoder.requires_grad_(False)
         if args.freeze_decoder:

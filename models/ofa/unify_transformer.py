@@ -11,7 +11,7 @@ from fairseq.models import FairseqEncoder, FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
-from .layers import IncrementalState, TransformerDecoderLayer, TransformerEncoderLayer
+from .layers import IncrementalState, PromptEncoder, TransformerDecoderLayer, TransformerEncoderLayer
 from .resnet import RESNET_OUT_CHANNELS, build_resnet
 
 DEFAULT_MAX_POSITIONS = 1024
@@ -72,6 +72,18 @@ def _drop_path_rates(rate: float, layers: int) -> List[float]:
     return torch.linspace(0, rate, layers, device="cpu").tolist()
 
 
+def _build_prompt_encoder(args, side: str) -> Optional[PromptEncoder]:
+    """``--{side}-prompt``: prefix-tuning prompts for the encoder or decoder (None when off)."""
+    if not getattr(args, f"{side}_prompt", False):
+        return None
+    if getattr(args, f"{side}_prompt_type") != "prefix":
+        raise ValueError(f"--{side}-prompt-type must be 'prefix'")
+    return PromptEncoder(getattr(args, f"{side}_prompt_length"), getattr(args, f"{side}_embed_dim"),
+                         getattr(args, f"{side}_attention_heads"), getattr(args, f"{side}_layers"),
+                         projection=getattr(args, f"{side}_prompt_projection"),
+                         proj_dim=getattr(args, f"{side}_prompt_dim"))
+
+
 class _RelativePositions(nn.Module):
     """Bucket tables (computed, saved as buffers like the original) and per-layer learned bias tables."""
 
@@ -107,6 +119,7 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         super().__init__(dictionary)
         self.args = args
         self.register_buffer("version", torch.Tensor([3]))
+        self.encoder_prompt_encoder = _build_prompt_encoder(args, "encoder")
         embed_dim = embed_tokens.embedding_dim
         self.padding_idx = embed_tokens.padding_idx
         self.max_source_positions = args.max_source_positions
@@ -227,6 +240,7 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         abs_pos_bias = torch.matmul(pos_q, pos_k.transpose(2, 3))
 
         encoder_states = [x] if return_all_hiddens else []
+        prompts = self.encoder_prompt_encoder(bsz) if self.encoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
             bias = abs_pos_bias.clone()
             bias[:, :, -src_len:, -src_len:] += self.token_rel_pos_bias(src_len, idx)
@@ -235,7 +249,8 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
                 n = bucket.size(1)
                 bias[:, :, start:start + n, start:start + n] += self.image_rel_pos_bias(bucket, idx)
                 start += n
-            x = layer(x, padding_mask if has_pads else None, self_attn_bias=bias.reshape(-1, total, total))
+            x = layer(x, padding_mask if has_pads else None, self_attn_bias=bias.reshape(-1, total, total),
+                      prompt_kv=None if prompts is None else prompts[idx])
             if return_all_hiddens:
                 encoder_states.append(x)
         if self.layer_norm is not None:
@@ -269,6 +284,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         self.args = args
         self.register_buffer("version", torch.Tensor([3]))
         self._future_mask = torch.empty(0)
+        self.decoder_prompt_encoder = _build_prompt_encoder(args, "decoder")
         embed_dim = args.decoder_embed_dim
         self.embed_dim = embed_dim
         self.padding_idx = embed_tokens.padding_idx
@@ -402,6 +418,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         if incremental_state is None and not full_context_alignment:
             self_attn_mask = self.buffered_future_mask(x)
         attn, inner_states = None, [x]
+        prompts = self.decoder_prompt_encoder(bsz) if self.decoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
             self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks)[..., -tokens.size(1):, :]
             x, layer_attn = layer(x, enc, enc_padding, incremental_state, self_attn_mask=self_attn_mask,
@@ -409,7 +426,8 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
                                   # alignment weights are only read at inference; skip them in training
                                   need_head_weights=idx == alignment_layer and not self.training,
                                   self_attn_bias=self_bias.reshape(-1, *self_bias.shape[-2:]),
-                                  cross_attn_bias=cross_pos_bias)
+                                  cross_attn_bias=cross_pos_bias,
+                                  prompt_kv=None if prompts is None else prompts[idx])
             inner_states.append(x)
             if layer_attn is not None and idx == alignment_layer:
                 attn = layer_attn.float().to(x)
