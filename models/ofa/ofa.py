@@ -17,7 +17,8 @@ from fairseq.models import (
 from torch import Tensor
 
 from .layers import Adapter, PromptEncoder
-from .resnet import RESNET_LAYERS
+from .backbone import IMAGE_BACKBONES, load_backbone_weights
+from .vit import VIT_CONFIGS
 from .unify_transformer import DEFAULT_MAX_POSITIONS, Embedding, TransformerDecoder, TransformerEncoder
 
 logger = logging.getLogger(__name__)
@@ -73,9 +74,13 @@ class OFAModelConfig:
     add_type_embedding: bool = field(default=True, metadata={"help": "add text/image type embedding"})
     interpolate_position: bool = field(default=False, metadata={
         "help": "interpolate the pretrained image position grid for larger images"})
-    resnet_type: str = field(default="resnet152", metadata={"help": "image backbone",
-                                                            "choices": list(RESNET_LAYERS)})
-    resnet_model_path: Optional[str] = field(default=None, metadata={"help": "path to resnet weights to load"})
+    resnet_type: str = field(default="resnet152", metadata={"help": "image encoder (ResNet, or ViT-B/16)",
+                                                            "choices": IMAGE_BACKBONES})
+    vit_type: Optional[str] = field(default=None, metadata={"help": "CLIP-style ViT image encoder instead of the ResNet",
+                                                            "choices": list(VIT_CONFIGS)})
+    timm_backbone: Optional[str] = field(default=None, metadata={
+        "help": "any timm model (features_only) as image encoder instead of the ResNet"})
+    resnet_model_path: Optional[str] = field(default=None, metadata={"help": "path to image-encoder weights to load"})
     code_image_size: int = field(default=128, metadata={"help": "image size of generated image codes"})
     patch_layernorm_embedding: bool = field(default=True, metadata={"help": "layer norm on patch embeddings"})
     code_layernorm_embedding: bool = field(default=True, metadata={"help": "layer norm on image-code embeddings"})
@@ -158,7 +163,7 @@ class OFAModel(FairseqEncoderDecoderModel):
     def build_model(cls, args, task) -> "OFAModel":
         arch = getattr(args, "arch", None) or "ofa"
         if arch not in ARCH_CONFIG_REGISTRY and arch != "ofa":
-            raise ValueError(f"unknown --arch {arch!r}; OFA archs: {', '.join(ARCH_SIZES)}")
+            raise ValueError(f"unknown --arch {arch!r}; OFA archs: {', '.join({**ARCH_SIZES, **ARCH_SIZES_VIT})}")
         ARCH_CONFIG_REGISTRY.get(arch, base_architecture)(args)
         src_dict, tgt_dict = task.source_dictionary, task.target_dictionary
         encoder_embed = Embedding(len(src_dict), args.encoder_embed_dim, src_dict.pad())
@@ -172,6 +177,8 @@ class OFAModel(FairseqEncoderDecoderModel):
         else:
             decoder_embed = Embedding(len(tgt_dict), args.decoder_embed_dim, tgt_dict.pad())
         model = cls(args, TransformerEncoder(args, src_dict, encoder_embed), TransformerDecoder(args, tgt_dict, decoder_embed))
+        if args.resnet_model_path:  # after the model's own initialisation, which would overwrite it
+            load_backbone_weights(model.encoder.embed_images, args.resnet_model_path)
         model.apply_freezing(args)
         return model
 
@@ -345,13 +352,14 @@ def base_architecture(args) -> None:
         args.decoder_output_dim = args.decoder_embed_dim
 
 
-def _size_architecture(embed_dim: int, layers: tuple[int, int], heads: int, resnet_type: str):
+def _size_architecture(embed_dim: int, layers: tuple[int, int], heads: int, backbone: str):
     """An arch function setting the sizes of one OFA model, leaving user-set values alone."""
 
     def arch(args) -> None:
         defaults = {"encoder_embed_dim": embed_dim, "encoder_ffn_embed_dim": 4 * embed_dim,
                     "encoder_layers": layers[0], "decoder_layers": layers[1], "encoder_attention_heads": heads,
-                    "decoder_attention_heads": heads, "resnet_type": resnet_type}
+                    "decoder_attention_heads": heads,
+                    ("vit_type" if backbone in VIT_CONFIGS else "resnet_type"): backbone}
         for name, value in defaults.items():
             if getattr(args, name, None) is None:
                 setattr(args, name, value)
@@ -367,7 +375,9 @@ ARCH_SIZES = {
     "ofa_large": (1024, (12, 12), 16, "resnet152"),
     "ofa_huge": (1280, (24, 12), 16, "resnet152"),
 }
-for _arch_name, _sizes in ARCH_SIZES.items():
+# OFA-6B (ModelScope): hidden 2560, 32 heads, 36 + 24 layers, CLIP ViT-huge image encoder.
+ARCH_SIZES_VIT = {"ofa_6b": (2560, (36, 24), 32, "vit_huge")}
+for _arch_name, _sizes in {**ARCH_SIZES, **ARCH_SIZES_VIT}.items():
     register_model_architecture("ofa", _arch_name)(_size_architecture(*_sizes))
 
 

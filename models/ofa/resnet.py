@@ -103,8 +103,8 @@ class ResNet(nn.Module):
 
 
 def build_resnet(resnet_type: str, freeze_bn: bool = False, sync_bn: bool = False,
-                 drop_path_rate: float = 0.0, model_path: Optional[str] = None) -> ResNet:
-    """Build the backbone named by ``--resnet-type``, optionally loading ``--resnet-model-path``."""
+                 drop_path_rate: float = 0.0) -> ResNet:
+    """Build the backbone named by ``--resnet-type``."""
     if resnet_type not in RESNET_LAYERS:
         raise ValueError(f"unknown --resnet-type {resnet_type!r}; choose one of {', '.join(RESNET_LAYERS)}")
     if sync_bn:
@@ -114,14 +114,4 @@ def build_resnet(resnet_type: str, freeze_bn: bool = False, sync_bn: bool = Fals
         norm_layer = FrozenBatchNorm2d
     else:
         norm_layer = nn.BatchNorm2d
-    resnet = ResNet(RESNET_LAYERS[resnet_type], norm_layer=norm_layer, drop_path_rate=drop_path_rate)
-    if model_path:
-        try:
-            state = torch.load(model_path, map_location="cpu", weights_only=True)
-        except Exception as err:
-            raise RuntimeError(f"cannot read --resnet-model-path {model_path}: {err}") from err
-        missing, unexpected = resnet.load_state_dict(state, strict=False)
-        if missing or unexpected:
-            raise RuntimeError(f"--resnet-model-path {model_path} does not fit {resnet_type}: "
-                               f"missing {missing[:3]}, unexpected {unexpected[:3]}")
-    return resnet
+    return ResNet(RESNET_LAYERS[resnet_type], norm_layer=norm_layer, drop_path_rate=drop_path_rate)

@@ -12,7 +12,7 @@ from fairseq.modules import LayerNorm
 from torch import Tensor
 
 from .layers import IncrementalState, PromptEncoder, TransformerDecoderLayer, TransformerEncoderLayer
-from .resnet import RESNET_OUT_CHANNELS, build_resnet
+from .backbone import build_image_backbone
 
 DEFAULT_MAX_POSITIONS = 1024
 # The decoder lays image codes on a grid of side code_image_size // 8, padded to this many positions.
@@ -134,10 +134,8 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         self.embed_tokens = embed_tokens
         self.layernorm_embedding = LayerNorm(embed_dim) if args.layernorm_embedding else None
         self.type_embedding = Embedding(2, embed_dim) if args.add_type_embedding else None
-        self.embed_images = build_resnet(args.resnet_type, freeze_bn=args.freeze_resnet, sync_bn=args.sync_bn,
-                                         drop_path_rate=args.resnet_drop_path_rate,
-                                         model_path=args.resnet_model_path)
-        self.image_proj = Linear(RESNET_OUT_CHANNELS, embed_dim)
+        self.embed_images, image_channels = build_image_backbone(args)
+        self.image_proj = Linear(image_channels, embed_dim)
         self.patch_layernorm_embedding = LayerNorm(embed_dim) if args.patch_layernorm_embedding else None
         self.embed_positions = Embedding(args.max_source_positions + 2, embed_dim)
         self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
