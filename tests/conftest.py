@@ -1,9 +1,14 @@
-"""Shared test setup: repository root on ``sys.path`` and the reference fixtures folder."""
+"""Shared test setup: repository root on ``sys.path``, the reference fixtures, TSV files and tasks."""
+import base64
+import json
 import os
 import sys
+from io import BytesIO
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
+from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("OFA_SHARED_REFERENCE", REPO.parent / "shared" / "reference"))
@@ -18,3 +23,42 @@ def shared() -> Path:
     if not SHARED.is_dir():
         pytest.fail(f"reference fixtures not found at {SHARED}; clone the repo next to shared/ or set OFA_SHARED_REFERENCE")
     return SHARED
+
+
+def image_base64(size=(64, 48), color=(200, 30, 30), mode="RGB", format="PNG", urlsafe=True) -> str:
+    """A solid image encoded as the TSV files store it."""
+    buffer = BytesIO()
+    Image.new(mode, size, color if mode != "L" else color[0]).save(buffer, format=format)
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    return encode(buffer.getvalue()).decode("ascii")
+
+
+@pytest.fixture
+def b64_image():
+    """The :func:`image_base64` helper."""
+    return image_base64
+
+
+@pytest.fixture
+def write_tsv(tmp_path):
+    """write_tsv(rows, name) -> path of a TSV file holding ``rows`` (lists of columns)."""
+    def write(rows, name="data.tsv"):
+        path = tmp_path / name
+        path.write_text("".join("\t".join(map(str, row)) + "\n" for row in rows), encoding="utf-8")
+        return str(path)
+    return write
+
+
+@pytest.fixture
+def make_task(write_tsv):
+    """make_task(name, rows, **options) -> (task, dataset): the task from fairseq's registry, ``valid`` loaded."""
+    import tasks  # noqa: F401  (registers the OFA tasks)
+    from fairseq.tasks import setup_task
+
+    def make(name, rows, split="valid", **options):
+        path = write_tsv(rows)
+        options = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in options.items()}
+        task = setup_task(OmegaConf.create({"_name": name, "data": f"{path},{path}", **options}))
+        task.load_dataset(split)
+        return task, task.datasets[split]
+    return make

@@ -1,0 +1,35 @@
+"""Image captioning rows: uniq-id, image, caption (references joined with ``&&`` in valid/test files)."""
+from __future__ import annotations
+
+import string
+
+from data.ofa_dataset import OFADataset
+
+_STRIP_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
+
+
+class CaptionDataset(OFADataset):
+    """Prompt `` what does the image describe?``; target the caption (all references at valid time)."""
+
+    num_selected_cols = (3,)
+
+    def __init__(self, *args, scst: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.scst = scst
+
+    def process_row(self, index, row):
+        uniq_id, _, caption = row
+        if self.split == "train" and not self.scst:
+            words = caption.translate(_STRIP_PUNCTUATION).strip().split()
+            tgt_caption = " ".join(words[: self.max_tgt_length])
+        else:
+            caption = " ".join(caption.strip().split())
+            tgt_caption = "&&".join(cap.translate(_STRIP_PUNCTUATION).strip() for cap in caption.split("&&"))
+        src_item = self.encode_text(" what does the image describe?", append_bos=True, append_eos=True)
+        tgt_item = self.encode_text(" {}".format(tgt_caption))
+        return {
+            "id": uniq_id,
+            "source": src_item,
+            **self.patch_image(row, 1),
+            **self.seq2seq_items(tgt_item),
+        }

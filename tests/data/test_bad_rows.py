@@ -1,0 +1,74 @@
+"""Unusable rows raise one clear error naming file, row and column, or are skipped and counted on request."""
+import base64
+import logging
+
+import pytest
+
+from data.file_dataset import RowError
+
+
+def _caption_rows(b64_image, bad_image):
+    return [[1, 0, "a cat", "", b64_image()], [2, 0, "a dog", "", bad_image], [3, 0, "a cow", "", b64_image()]]
+
+
+GARBAGE_IMAGE = base64.urlsafe_b64encode(b"this is not an image at all").decode()
+
+
+@pytest.mark.parametrize("bad_image,reason", [
+    ("abc", "invalid base64"),
+    ("iVBORw0K#GgoAAAA", "invalid base64"),
+    (GARBAGE_IMAGE, "does not decode to an image"),
+])
+def test_bad_image_names_file_row_column(make_task, b64_image, bad_image, reason):
+    _, dataset = make_task("caption", _caption_rows(b64_image, bad_image), selected_cols="0,4,2", patch_image_size=32)
+    dataset[0]
+    with pytest.raises(RowError, match=rf"data\.tsv: row 1 \(line 2\), column 4: .*{reason}"):
+        dataset[1]
+
+
+def test_wrong_column_count_through_the_task(make_task, b64_image):
+    rows = _caption_rows(b64_image, b64_image())
+    rows[2] = rows[2][:4]
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32)
+    with pytest.raises(RowError, match=r"row 2 \(line 3\): has 4 columns, expected 5"):
+        dataset[2]
+
+
+@pytest.mark.parametrize("region,reason", [
+    ("10,10,80,40", "outside the 64x48 image"),
+    ("-5,0,20,20", "outside"),
+    ("30,10,20,40", "inverted"),
+    ("1,2,3", "four numbers"),
+    ("a,b,c,d", "four numbers"),
+])
+def test_bad_box_names_region_column(make_task, b64_image, region, reason):
+    rows = [[1, 0, "left cat", "0,0,64,48", b64_image()], [2, 0, "the dog", region, b64_image()]]
+    _, dataset = make_task("refcoco", rows, selected_cols="0,4,2,3", patch_image_size=32)
+    dataset[0]
+    with pytest.raises(RowError, match=rf"row 1 \(line 2\), column 3: .*{reason}"):
+        dataset[1]
+
+
+def test_unknown_label_names_label_column(make_task, b64_image):
+    rows = [[1, 0, b64_image(), "a cat", "a cat sits", "entailment"], [2, 0, b64_image(), "x", "y", "maybe?"]]
+    _, dataset = make_task("snli_ve", rows, selected_cols="0,2,3,4,5", patch_image_size=32)
+    with pytest.raises(RowError, match=r"row 1 \(line 2\), column 5: unknown label 'maybe\?'"):
+        dataset[1]
+
+
+def test_wrong_selected_cols_count_is_a_config_error(make_task, b64_image):
+    with pytest.raises(ValueError, match="reads 3 columns, but selected_cols picks 2"):
+        make_task("caption", _caption_rows(b64_image, b64_image()), selected_cols="0,4")
+
+
+def test_skip_flag_drops_and_counts_bad_rows(make_task, b64_image, caplog):
+    rows = _caption_rows(b64_image, "abc") + [[4, 0, "short row"]]
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, skip_bad_rows=True)
+    with caplog.at_level(logging.WARNING):
+        samples = [dataset[i] for i in range(len(dataset))]
+    assert [s is None for s in samples] == [False, True, False, True]
+    assert dataset.num_skipped == 2
+    assert "2 skipped so far" in caplog.text and "row 1 (line 2), column 4" in caplog.text
+    batch = dataset.collater(samples)
+    assert batch["id"].tolist() == ["1", "3"] and batch["nsentences"] == 2
+    assert dataset.collater([None]) == {}

@@ -1,0 +1,236 @@
+"""Image transforms: the square patch resize, joint image+box transforms for grounding, ImageNet train augmentation."""
+from __future__ import annotations
+
+import random
+import re
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torchvision.transforms as T
+import torchvision.transforms.functional as F
+from PIL import Image, ImageOps
+
+from data.data_utils import IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+
+
+def normalization(imagenet_default_mean_and_std: bool) -> tuple[Sequence[float], Sequence[float]]:
+    """(mean, std) of ``--imagenet-default-mean-and-std``, else OFA's 0.5/0.5."""
+    if imagenet_default_mean_and_std:
+        return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
+    return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    return image.convert("RGB")
+
+
+class ToNormalizedTensor:
+    """``ToTensor`` then ``Normalize`` in one pass over the uint8 pixels (half the time of the two steps;
+    equal up to float rounding)."""
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        self.shift = torch.tensor(mean).view(3, 1, 1) * 255
+        self.scale = 1 / (torch.tensor(std).view(3, 1, 1) * 255)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        pixels = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1)
+        return (pixels.float() - self.shift).mul_(self.scale)
+
+
+def patch_resize_transform(patch_image_size: int, imagenet_default_mean_and_std: bool = False) -> Callable:
+    """RGB, bicubic resize to a ``patch_image_size`` square, normalised tensor (the original's eval transform)."""
+    mean, std = normalization(imagenet_default_mean_and_std)
+    return T.Compose([
+        _to_rgb,
+        T.Resize((patch_image_size, patch_image_size), interpolation=T.InterpolationMode.BICUBIC),
+        ToNormalizedTensor(mean, std),
+    ])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Joint image + box transforms. ``target`` is a dict with "boxes" (N, 4) float xyxy pixels, "size" tensor([h, w])
+# and optionally "text" (the referring expression, whose left/right words follow a horizontal flip).
+# ---------------------------------------------------------------------------------------------------------------
+
+def resize(image: Image.Image, target: dict | None, size: int, max_size: int | None = None):
+    """Resize the shorter side to ``size`` (each side capped at ``max_size``, as the original; with
+    ``size == max_size`` this yields a square), scaling boxes by the per-axis ratios."""
+    w, h = image.size
+    if w < h:
+        out_w, out_h = size, int(size * h / w)
+    else:
+        out_w, out_h = int(size * w / h), size
+    if (w <= h and w == size) or (h <= w and h == size):
+        out_w, out_h = w, h
+    if max_size is not None:
+        out_w, out_h = min(out_w, int(max_size)), min(out_h, int(max_size))
+    resized = F.resize(image, [out_h, out_w], interpolation=T.InterpolationMode.BICUBIC)
+    if target is None:
+        return resized, None
+    ratio_w, ratio_h = out_w / w, out_h / h
+    target = dict(target)
+    target["boxes"] = target["boxes"] * torch.as_tensor([ratio_w, ratio_h, ratio_w, ratio_h])
+    target["size"] = torch.tensor([out_h, out_w])
+    return resized, target
+
+
+def crop(image: Image.Image, target: dict, region: tuple[int, int, int, int]):
+    """Crop ``region`` = (top, left, height, width); boxes are shifted and clipped to the crop."""
+    top, left, height, width = region
+    cropped = F.crop(image, top, left, height, width)
+    target = dict(target)
+    boxes = target["boxes"] - torch.as_tensor([left, top, left, top], dtype=torch.float32)
+    boxes = torch.min(boxes.reshape(-1, 2, 2), torch.as_tensor([width, height], dtype=torch.float32)).clamp(min=0)
+    target["boxes"] = boxes.reshape(-1, 4)
+    target["size"] = torch.tensor([height, width])
+    return cropped, target
+
+
+_LEFT_RIGHT = re.compile(r"\b(left|right)\b")
+
+
+def hflip(image: Image.Image, target: dict):
+    """Mirror the image and boxes; "left" and "right" in the text swap so the expression stays true."""
+    w = image.size[0]
+    target = dict(target)
+    boxes = target["boxes"]
+    target["boxes"] = torch.stack([w - boxes[:, 2], boxes[:, 1], w - boxes[:, 0], boxes[:, 3]], dim=1)
+    if "text" in target:
+        target["text"] = _LEFT_RIGHT.sub(lambda m: "right" if m.group(1) == "left" else "left", target["text"])
+    return F.hflip(image), target
+
+
+class Compose:
+    def __init__(self, transforms: list):
+        self.transforms = transforms
+
+    def __call__(self, image, target):
+        for t in self.transforms:
+            image, target = t(image, target)
+        return image, target
+
+
+class RandomResize:
+    """Resize with a size drawn from ``sizes`` (see :func:`resize`)."""
+
+    def __init__(self, sizes: Sequence[int], max_size: int | None = None):
+        self.sizes, self.max_size = list(sizes), max_size
+
+    def __call__(self, image, target=None):
+        return resize(image, target, random.choice(self.sizes), self.max_size)
+
+
+class RandomCropAroundBox:
+    """Random ``size`` x ``size`` crop that keeps the first box inside whenever the box fits."""
+
+    def __init__(self, size: int):
+        self.size = size
+
+    def _offset(self, lo: float, hi: float, extent: int) -> int:
+        # crop start s must satisfy s <= lo and s + size >= hi, and stay inside [0, extent - size]
+        first = max(0, int(torch.ceil(torch.tensor(hi - self.size))))
+        last = min(int(lo), extent - self.size)
+        return random.randint(first, last) if first <= last else max(0, min(first, extent - self.size))
+
+    def __call__(self, image, target):
+        w, h = image.size
+        if w < self.size or h < self.size:
+            raise ValueError(f"image {w}x{h} smaller than crop {self.size}")
+        x0, y0, x1, y1 = target["boxes"][0].tolist()
+        return crop(image, target, (self._offset(y0, y1, h), self._offset(x0, x1, w), self.size, self.size))
+
+
+class RandomHorizontalFlip:
+    def __init__(self, p: float = 0.5):
+        self.p = p
+
+    def __call__(self, image, target):
+        return hflip(image, target) if random.random() < self.p else (image, target)
+
+
+class ToTensor:
+    def __call__(self, image, target):
+        return F.to_tensor(image), target
+
+
+class Normalize:
+    """Normalise pixels; boxes are divided by ``max_image_size`` (the original's coordinate scale for bins)."""
+
+    def __init__(self, mean, std, max_image_size: int = 512):
+        self.mean, self.std, self.max_image_size = mean, std, max_image_size
+
+    def __call__(self, image, target=None):
+        image = F.normalize(image, mean=self.mean, std=self.std)
+        if target is None:
+            return image, None
+        target = dict(target)
+        target["boxes"] = target["boxes"] / self.max_image_size
+        return image, target
+
+
+def grounding_transform(
+    patch_image_size: int, imagenet_default_mean_and_std: bool = False, max_image_size: int = 512,
+    augment: bool = False,
+) -> Compose:
+    """The original's grounding transform (square resize); ``augment`` adds random scale, crop and flip."""
+    mean, std = normalization(imagenet_default_mean_and_std)
+    if augment:
+        scales = [int(patch_image_size * s) for s in (1.0, 1.1, 1.2, 1.3)]
+        geometric = [RandomHorizontalFlip(), RandomResize(scales, max_size=scales[-1]),
+                     RandomCropAroundBox(patch_image_size)]
+    else:
+        geometric = [RandomResize([patch_image_size], max_size=patch_image_size)]
+    return Compose(geometric + [ToTensor(), Normalize(mean, std, max_image_size)])
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# ImageNet finetuning augmentation (train split of image_classify)
+# ---------------------------------------------------------------------------------------------------------------
+
+def _posterize_clamped(image: Image.Image, bits_to_keep: int, **_):
+    # timm's magnitude noise can ask for 0 bits, which current Pillow rejects (the original's crash); keep >= 1
+    bits = min(8, max(1, int(bits_to_keep)))
+    return image if bits >= 8 else ImageOps.posterize(image, bits)
+
+
+class SubsetRandAugment(T.RandAugment):
+    """torchvision RandAugment restricted to the ops of the original's ``RandomAugment(2, 7, augs=[...])``."""
+
+    OPS = ("Identity", "AutoContrast", "Equalize", "Brightness", "Sharpness", "ShearX", "ShearY",
+           "TranslateX", "TranslateY", "Rotate")
+
+    def __init__(self, num_ops: int = 2, magnitude: int = 7):
+        super().__init__(num_ops=num_ops, magnitude=magnitude, num_magnitude_bins=11)
+
+    def _augmentation_space(self, num_bins: int, image_size: tuple[int, int]):
+        space = super()._augmentation_space(num_bins, image_size)
+        return {name: space[name] for name in self.OPS}
+
+
+def classify_train_transform(patch_image_size: int, imagenet_default_mean_and_std: bool = False) -> Callable:
+    """The original's ImageNet train pipeline (timm crop/flip/RandAugment m9-mstd0.5-inc1, extra RandAugment,
+    random erasing 0.25) without opencv, with timm's posterize clamped to a valid bit count."""
+    from timm.data.auto_augment import rand_augment_transform
+    from timm.data.random_erasing import RandomErasing
+    from timm.data.transforms import RandomResizedCropAndInterpolation
+
+    mean, std = normalization(imagenet_default_mean_and_std)
+    rand_augment = rand_augment_transform(
+        "rand-m9-mstd0.5-inc1",
+        {"translate_const": int(patch_image_size * 0.45), "img_mean": tuple(min(255, round(255 * x)) for x in mean),
+         "interpolation": Image.BICUBIC},
+    )
+    for op in rand_augment.ops:
+        if op.name.startswith("Posterize"):
+            op.aug_fn = _posterize_clamped
+    return T.Compose([
+        _to_rgb,
+        RandomResizedCropAndInterpolation(patch_image_size, interpolation="bicubic"),
+        T.RandomHorizontalFlip(),
+        rand_augment,
+        SubsetRandAugment(2, 7),
+        T.ToTensor(),
+        T.Normalize(mean=mean, std=std),
+        RandomErasing(0.25, mode="pixel", max_count=1, device="cpu"),
+    ])
