@@ -98,9 +98,9 @@ class _RelativePositions(nn.Module):
         self.register_buffer("token_rp_bucket", make_token_bucket_position(token_bucket_size))
         self.register_buffer("image_rp_bucket", make_image_bucket_position(image_bucket_size, image_num_rel_dis))
 
-    def token_rel_pos_bias(self, seq_len: int, idx: int) -> Tensor:
-        """(H, T, T) bias between text positions for layer ``idx``."""
-        bucket = self.token_rp_bucket[:seq_len, :seq_len]
+    def token_rel_pos_bias(self, seq_len: int, idx: int, num_queries: Optional[int] = None) -> Tensor:
+        """(H, Q, T) bias from the last ``num_queries`` (default all T) text positions to all, for layer ``idx``."""
+        bucket = self.token_rp_bucket[seq_len - (num_queries or seq_len):seq_len, :seq_len]
         return F.embedding(bucket, self.token_rel_pos_table_list[idx].weight).permute(2, 0, 1)
 
     def image_rel_pos_bias(self, bucket: Tensor, idx: int) -> Tensor:
@@ -327,26 +327,27 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         k = k_linear(k_pos).view(bsz, k_pos.size(1), heads, -1).transpose(1, 2)
         return torch.matmul(q, k.transpose(2, 3))
 
-    def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor]):
-        """Absolute-position biases (B, H, T, T) for self- and (B, H, T, S) for cross-attention."""
-        text_pos = self.pos_ln(tgt_pos)
-        self_bias = self._abs_pos_bias(text_pos, text_pos, self.self_pos_q_linear, self.self_pos_k_linear)
-        cross_bias = self._abs_pos_bias(text_pos, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear)
+    def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int):
+        """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross."""
+        def biases(pos: Tensor) -> tuple[Tensor, Tensor]:
+            queries = pos[:, -num_queries:]
+            return (self._abs_pos_bias(queries, pos, self.self_pos_q_linear, self.self_pos_k_linear),
+                    self._abs_pos_bias(queries, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear))
+
+        self_bias, cross_bias = biases(self.pos_ln(tgt_pos))
         if code_masks is not None and code_masks.any():
-            image_pos = self.image_pos_ln(tgt_pos)
-            self_bias[code_masks] = self._abs_pos_bias(
-                image_pos, image_pos, self.self_pos_q_linear, self.self_pos_k_linear)[code_masks]
-            cross_bias[code_masks] = self._abs_pos_bias(
-                image_pos, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear)[code_masks]
+            image_self, image_cross = biases(self.image_pos_ln(tgt_pos))
+            mask = code_masks.view(-1, 1, 1, 1)
+            self_bias, cross_bias = torch.where(mask, image_self, self_bias), torch.where(mask, image_cross, cross_bias)
         return self_bias, cross_bias
 
-    def _rel_pos_bias(self, seq_len: int, idx: int, code_masks: Optional[Tensor]) -> Tensor:
-        """(B or 1, H, T, T) relative bias: token buckets for text samples, grid buckets for image codes."""
-        text = self.token_rel_pos_bias(seq_len, idx).unsqueeze(0)
+    def _rel_pos_bias(self, seq_len: int, idx: int, code_masks: Optional[Tensor], num_queries: int) -> Tensor:
+        """(B or 1, H, Q, T) relative bias: token buckets for text samples, grid buckets for image codes."""
+        text = self.token_rel_pos_bias(seq_len, idx, num_queries).unsqueeze(0)
         if code_masks is None or not code_masks.any():
             return text
         ids = self.image_position_idx[:seq_len]
-        image = self.image_rel_pos_bias(self.image_rp_bucket[ids][:, ids], idx).unsqueeze(0)
+        image = self.image_rel_pos_bias(self.image_rp_bucket[ids[-num_queries:]][:, ids], idx).unsqueeze(0)
         if code_masks.all():
             return image
         return torch.where(code_masks.view(-1, 1, 1, 1), image, text)
@@ -394,15 +395,14 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         if code_masks is not None and code_masks.any():
             image_ids = self.image_position_idx[:tgt_len].expand(bsz, -1)
             tgt_pos = torch.where(code_masks.view(-1, 1, 1), self.embed_image_positions(image_ids), tgt_pos)
-        self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
-                                                              code_masks)
         tokens = prev_output_tokens
         if incremental_state is not None:
-            # Only the newest position is computed; biases are sliced to its row.
+            # Earlier positions are cached: only the newest one is computed.
             tokens = prev_output_tokens[:, -1:]
-            tgt_pos = tgt_pos[:, -1:]
-            self_pos_bias = self_pos_bias[:, :, -1:]
-            cross_pos_bias = cross_pos_bias[:, :, -1:]
+        num_queries = tokens.size(1)
+        self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
+                                                              code_masks, num_queries)
+        tgt_pos = tgt_pos[:, -num_queries:]
         cross_pos_bias = cross_pos_bias.reshape(-1, *cross_pos_bias.shape[-2:])
 
         x = self.embed_scale * self.embed_tokens(tokens)
@@ -418,7 +418,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         attn, inner_states = None, [x]
         prompts = self.decoder_prompt_encoder(bsz) if self.decoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
-            self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks)[..., -tokens.size(1):, :]
+            self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks, num_queries)
             x, layer_attn = layer(x, enc, enc_padding, incremental_state, self_attn_mask=self_attn_mask,
                                   self_attn_padding_mask=self_attn_padding_mask,
                                   # alignment weights are only read at inference; skip them in training
