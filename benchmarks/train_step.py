@@ -1,0 +1,102 @@
+"""Speed and memory of one training update (forward, backward, Adam) of ``ofa_tiny`` and ``ofa_base`` on CPU.
+
+    python benchmarks/train_step.py                       # both archs, 256px, batch 2, 3 timed updates
+    python benchmarks/train_step.py --archs ofa_tiny --batch-size 4 --steps 5
+
+Each arch runs in its own process so its peak resident memory is its own; the last line gives base/tiny ratios.
+"""
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: int) -> dict:
+    """Updates/s of the caption task's train step and the process's peak RSS (GiB)."""
+    import torch
+
+    sys.path.insert(0, str(REPO))
+    from fairseq import options, tasks
+    from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+
+    from dataset.make_tiny_dataset import make_tiny_dataset
+    from trainer import Trainer
+    from utils.checkpoint_utils import register_ofa_components
+
+    torch.set_num_threads(threads)
+    register_ofa_components()
+    with tempfile.TemporaryDirectory() as folder:
+        files = make_tiny_dataset(folder, seed=0, tasks=["caption"], image_size=image_size)["caption"]
+        args = options.parse_args_and_arch(options.get_training_parser(), [
+            f"{files['train']},{files['valid']}", "--task", "caption", "--arch", arch, "--selected-cols", "0,4,2",
+            "--patch-image-size", str(image_size), "--max-src-length", "80", "--max-tgt-length", "20",
+            "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+            "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--lr", "1e-5", "--clip-norm", "1.0",
+            "--batch-size", str(batch_size), "--cpu", "--num-workers", "0", "--seed", "1",
+        ])
+        cfg = convert_namespace_to_omegaconf(args)
+        task = tasks.setup_task(cfg.task)
+        model = task.build_model(cfg.model)
+        trainer = Trainer(cfg, task, model, task.build_criterion(cfg.criterion))
+        batches = trainer.get_train_iterator(epoch=1).next_epoch_itr(shuffle=False)
+        trainer.train_step([next(batches)])  # warm-up: allocator, optimizer state
+        start = time.perf_counter()
+        for _ in range(steps):
+            trainer.train_step([next(batches)])
+        elapsed = time.perf_counter() - start
+    return {
+        "arch": arch,
+        "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
+        "updates_per_s": round(steps / elapsed, 4),
+        "s_per_update": round(elapsed / steps, 3),
+        "peak_rss_GiB": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", default="ofa_tiny,ofa_base")
+    parser.add_argument("--image-size", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch_threads_default())
+    parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # child process: one arch
+    args = parser.parse_args()
+    if args.single:
+        print(json.dumps(measure(args.archs, args.image_size, args.batch_size, args.steps, args.threads)))
+        return
+
+    print(f"config: caption train step, CPU fp32, {args.threads} threads, patch image {args.image_size}px, "
+          f"batch {args.batch_size}, {args.steps} timed updates after 1 warm-up, Adam, label-smoothed CE")
+    results = {}
+    for arch in args.archs.split(","):
+        child = subprocess.run(
+            [sys.executable, __file__, "--single", "--archs", arch, "--image-size", str(args.image_size),
+             "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--threads", str(args.threads)],
+            capture_output=True, text=True, env={**os.environ, "LOGLEVEL": "WARNING"})
+        if child.returncode != 0:
+            sys.exit(f"{arch} failed:\n{child.stderr[-3000:]}")
+        results[arch] = json.loads(child.stdout.strip().splitlines()[-1])
+        print(" ".join(f"{k}={v}" for k, v in results[arch].items()))
+    if {"ofa_tiny", "ofa_base"} <= results.keys():
+        tiny, base = results["ofa_tiny"], results["ofa_base"]
+        print(f"ofa_base/ofa_tiny: time per update x{base['s_per_update'] / tiny['s_per_update']:.2f}, "
+              f"peak RSS x{base['peak_rss_GiB'] / tiny['peak_rss_GiB']:.2f}, "
+              f"params x{base['params_M'] / tiny['params_M']:.2f}")
+
+
+def torch_threads_default() -> int:
+    import torch
+
+    return torch.get_num_threads()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,326 @@
+"""Checkpoint I/O for OFA on stock fairseq: weights-only loading, one-line errors, atomic saves, resume.
+
+Checkpoints keep fairseq's layout (``cfg`` or legacy ``args``, ``model``, ``criterion``, ``optimizer_history``,
+``task_state``, ``extra_state``, ``last_optimizer_state``): the original OFA's files (released or from its
+``train.py``) load here, and ours have the same entries.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import collections
+import logging
+import os
+import pickle
+import re
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+import torch
+from fairseq import checkpoint_utils as fairseq_checkpoint_utils
+from fairseq.data import data_utils
+from fairseq.dataclass.configs import CheckpointConfig
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf, overwrite_args_by_name
+from omegaconf import OmegaConf
+
+logger = logging.getLogger(__name__)
+
+# Everything besides tensors and builtin containers that fairseq/OFA checkpoints pickle: the legacy ``args`` and
+# the model options inside ``cfg`` are argparse.Namespace; meters may hold numpy scalars (pickled under
+# ``numpy.core`` by numpy 1.x, with dtype classes since numpy 1.25).
+SAFE_GLOBALS = [
+    argparse.Namespace,
+    collections.OrderedDict,
+    np.dtype,
+    np._core.multiarray.scalar,
+    (np._core.multiarray.scalar, "numpy.core.multiarray.scalar"),
+    *[type(np.dtype(t)) for t in (np.float16, np.float32, np.float64, np.int32, np.int64, np.bool_)],
+]
+
+_DISALLOWED_GLOBAL = re.compile(r"unsupported global:? (?:GLOBAL )?([\w.]+)", re.IGNORECASE)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message is one line naming the file."""
+
+
+def torch_load_safely(path: str) -> Any:
+    """``torch.load(weights_only=True)`` allowing only :data:`SAFE_GLOBALS`; no pickled code ever runs."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with torch.serialization.safe_globals(SAFE_GLOBALS), open(path, "rb") as f:
+            return torch.load(f, map_location=torch.device("cpu"), weights_only=True)
+    except pickle.UnpicklingError as err:
+        disallowed = _DISALLOWED_GLOBAL.search(str(err))
+        if disallowed:
+            raise CheckpointError(
+                f"{path}: refusing to load: it pickles '{disallowed.group(1)}', which is not among the types "
+                f"OFA/fairseq checkpoints contain (tensors, Namespace, OrderedDict, numpy scalars)"
+            ) from None
+        raise CheckpointError(f"{path}: not a PyTorch checkpoint or corrupt ({_reason(err)})") from None
+    except Exception as err:  # torch reports truncated/garbled files with many exception types
+        raise CheckpointError(f"{path}: cannot read checkpoint, truncated or corrupt ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    """The first informative line of ``err`` (torch's advice to disable weights-only loading left out)."""
+    lines = [line.strip() for line in str(err).splitlines()
+             if line.strip() and "weights_only" not in line and not line.startswith("Check the documentation")]
+    return f"{type(err).__name__}: {lines[0].split('. ')[0]}" if lines else type(err).__name__
+
+
+def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = None,
+                           load_on_all_ranks: bool = False) -> dict:
+    """Load a training checkpoint to CPU, apply ``arg_overrides`` and upgrade it like fairseq does.
+
+    ``cfg`` becomes an OmegaConf config that may hold the original's nested ``argparse.Namespace`` model options.
+    ``load_on_all_ranks`` is fairseq's signature; local files need no coordination between ranks.
+    """
+    state = torch_load_safely(path)
+    if not isinstance(state, dict) or "model" not in state:
+        found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise CheckpointError(f"{path}: not a fairseq/OFA checkpoint (no 'model' entry; found {found})")
+
+    if state.get("args") is not None and arg_overrides:
+        for name, value in arg_overrides.items():
+            setattr(state["args"], name, value)
+    if state.get("cfg") is not None:
+        state["cfg"] = OmegaConf.create(state["cfg"], flags={"allow_objects": True})
+        if arg_overrides:
+            overwrite_args_by_name(state["cfg"], arg_overrides)
+    try:
+        state = fairseq_checkpoint_utils._upgrade_state_dict(state)
+    except KeyError as err:
+        raise CheckpointError(f"{path}: incomplete checkpoint, missing entry {err}") from None
+    itr_state = state["extra_state"].get("train_iterator")
+    if itr_state is not None:  # weights-only files (converters) carry no epoch; epochs start at 1
+        itr_state["epoch"] = max(itr_state.get("epoch", 1), 1)
+    return state
+
+
+def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict: bool = True,
+                     model_cfg=None) -> None:
+    """Load ``state_dict`` into ``model`` after checking names and shapes; a mismatch is one line naming ``path``."""
+    if hasattr(model, "upgrade_state_dict"):
+        model.upgrade_state_dict(state_dict)  # fills computed buffers (rp buckets), heads, added symbols
+    expected = model.state_dict()
+    problems = [f"{k}: checkpoint {tuple(v.shape)} vs model {tuple(expected[k].shape)}"
+                for k, v in state_dict.items() if k in expected and tuple(v.shape) != tuple(expected[k].shape)]
+    if strict:
+        problems += [f"{k} missing from checkpoint" for k in expected if k not in state_dict]
+        problems += [f"unexpected key {k}" for k in state_dict if k not in expected]
+    if problems:
+        raise CheckpointError(
+            f"{path}: weights do not fit the {type(model).__name__} built from the config "
+            f"({len(problems)} mismatch(es); first: {problems[0]})"
+        )
+    if model_cfg is not None:
+        model.load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
+    else:
+        model.load_state_dict(state_dict, strict=strict)
+
+
+def register_ofa_components() -> None:
+    """Import the OFA packages so their models, tasks and criterions are in fairseq's registries."""
+    import criterions  # noqa: F401
+    import models  # noqa: F401
+    import tasks  # noqa: F401
+
+
+def checkpoint_cfg(state: dict, path: str):
+    """The checkpoint's config as OmegaConf (legacy ``args`` converted)."""
+    if state.get("args") is not None:
+        return convert_namespace_to_omegaconf(state["args"])
+    if state.get("cfg") is not None:
+        return state["cfg"]
+    raise CheckpointError(f"{path}: checkpoint holds neither 'cfg' nor 'args'")
+
+
+def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[Dict[str, Any]] = None, task=None,
+                                 strict: bool = True, suffix: str = "", state: Optional[dict] = None):
+    """Models, config and task from checkpoints, as fairseq's function of that name (without model sharding).
+
+    The task is set up from the first checkpoint's config (updated by ``arg_overrides``) unless ``task`` is given.
+    """
+    from fairseq import tasks as fairseq_tasks
+
+    if state is not None and len(filenames) != 1:
+        raise ValueError("a preloaded state needs exactly one filename")
+    register_ofa_components()
+    ensemble, cfg = [], None
+    for filename in filenames:
+        filename = filename.replace(".pt", suffix + ".pt") if suffix else filename
+        if state is None:
+            state = load_checkpoint_to_cpu(filename, arg_overrides)
+        cfg = checkpoint_cfg(state, filename)
+        if task is None:
+            task = fairseq_tasks.setup_task(cfg.task, from_checkpoint=True)
+        if "task_state" in state:
+            task.load_state_dict(state["task_state"])
+        model = task.build_model(cfg.model, from_checkpoint=True)
+        history = state.get("optimizer_history") or [{}]
+        if "num_updates" in history[-1]:
+            model.set_num_updates(history[-1]["num_updates"])
+        load_model_state(model, state["model"], filename, strict=strict, model_cfg=cfg.model)
+        ensemble.append(model)
+        state = None
+    return ensemble, cfg, task
+
+
+# ---- saving --------------------------------------------------------------------------------------------------
+
+
+def save_checkpoint_file(obj: Any, path: str) -> None:
+    """``torch.save`` to a temporary file in the same folder, fsync, then rename: readers (and a run killed
+    mid-write) see either the old file or the complete new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp_path, "wb") as f:
+            torch.save(obj, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_path, path)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+    _fsync_dir(folder)
+
+
+def copy_checkpoint_file(src: str, dst: str) -> None:
+    """Atomic copy (same temp-file-and-rename protocol as :func:`save_checkpoint_file`)."""
+    folder = os.path.dirname(os.path.abspath(dst))
+    tmp_path = os.path.join(folder, f".{os.path.basename(dst)}.tmp{os.getpid()}")
+    try:
+        with open(src, "rb") as fin, open(tmp_path, "wb") as fout:
+            while chunk := fin.read(1 << 24):
+                fout.write(chunk)
+            fout.flush()
+            os.fsync(fout.fileno())
+        os.replace(tmp_path, dst)
+    finally:
+        if os.path.exists(tmp_path):
+            os.remove(tmp_path)
+    _fsync_dir(folder)
+
+
+def _fsync_dir(folder: str) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def checkpoint_paths(folder: str, pattern: str) -> List[str]:
+    """Files of ``folder`` matching ``pattern``, sorted by its first group (a number), largest first."""
+    return fairseq_checkpoint_utils.checkpoint_paths(folder, pattern=pattern)
+
+
+def save_checkpoint(cfg: CheckpointConfig, trainer, epoch_itr, val_loss: Optional[float]) -> Optional[str]:
+    """Write the checkpoints fairseq's rules ask for (epoch, update, best, last) and prune old ones.
+
+    Same file names and ``--keep-*`` rules as fairseq's ``save_checkpoint``; every file is written or copied
+    atomically. The best score so far is kept in ``save_checkpoint.best`` as fairseq does.
+    """
+    if val_loss is not None:
+        prev_best = getattr(save_checkpoint, "best", val_loss)
+        save_checkpoint.best = (max if cfg.maximize_best_checkpoint_metric else min)(val_loss, prev_best)
+    if cfg.no_save:
+        return None
+    trainer.consolidate_optimizer()  # collective with sharded optimizer states: every rank takes part
+    if not trainer.should_save_checkpoint_on_current_rank:
+        return None
+    os.makedirs(cfg.save_dir, exist_ok=True)
+
+    def is_better(a, b):
+        return a >= b if cfg.maximize_best_checkpoint_metric else a <= b
+
+    epoch, updates = epoch_itr.epoch, trainer.get_num_updates()
+    end_of_epoch = epoch_itr.end_of_epoch()
+    suffix = trainer.checkpoint_suffix
+    best_pattern = rf"checkpoint\.best_{cfg.best_checkpoint_metric}_(\d+\.?\d*){suffix}\.pt"
+    conditions = collections.OrderedDict()
+    conditions[f"checkpoint{epoch}{suffix}.pt"] = (
+        end_of_epoch and not cfg.no_epoch_checkpoints and epoch % cfg.save_interval == 0)
+    conditions[f"checkpoint_{epoch}_{updates}{suffix}.pt"] = (
+        not end_of_epoch and cfg.save_interval_updates > 0 and updates % cfg.save_interval_updates == 0)
+    conditions[f"checkpoint_best{suffix}.pt"] = val_loss is not None and is_better(val_loss, save_checkpoint.best)
+    if val_loss is not None and cfg.keep_best_checkpoints > 0:
+        kept = checkpoint_paths(cfg.save_dir, best_pattern)
+        worst_kept = None
+        if kept:
+            worst_name = kept[-1] if cfg.maximize_best_checkpoint_metric else kept[0]
+            worst_kept = float(re.fullmatch(best_pattern, os.path.basename(worst_name)).group(1))
+        with data_utils.numpy_seed(epoch, updates, val_loss):
+            tie_breaker = np.random.randint(0, cfg.keep_best_checkpoints)
+        name = f"checkpoint.best_{cfg.best_checkpoint_metric}_{val_loss:.3f}{tie_breaker}{suffix}.pt"
+        conditions[name] = worst_kept is None or len(kept) < cfg.keep_best_checkpoints or is_better(
+            val_loss, worst_kept)
+    conditions[f"checkpoint_last{suffix}.pt"] = not cfg.no_last_checkpoints
+
+    targets = [os.path.join(cfg.save_dir, name) for name, wanted in conditions.items() if wanted]
+    extra_state = {"train_iterator": epoch_itr.state_dict(), "val_loss": val_loss}
+    if hasattr(save_checkpoint, "best"):
+        extra_state["best"] = save_checkpoint.best
+    if targets:
+        trainer.save_checkpoint(targets[0], extra_state)
+        for target in targets[1:]:
+            copy_checkpoint_file(targets[0], target)
+        logger.info("saved checkpoint %s (epoch %d @ %d updates, score %s)", targets[0], epoch, updates, val_loss)
+
+    def prune(pattern: str, keep: int, oldest_last: bool = True) -> None:
+        found = checkpoint_paths(cfg.save_dir, pattern)
+        for path in (found if oldest_last else found[::-1])[keep:]:
+            os.remove(path)
+
+    if not end_of_epoch and cfg.keep_interval_updates > 0:
+        prune(rf"checkpoint_\d+_(\d+){suffix}\.pt", cfg.keep_interval_updates)
+    if cfg.keep_last_epochs > 0:
+        prune(rf"checkpoint(\d+){suffix}\.pt", cfg.keep_last_epochs)
+    if cfg.keep_best_checkpoints > 0:
+        prune(best_pattern, cfg.keep_best_checkpoints, oldest_last=cfg.maximize_best_checkpoint_metric)
+    return targets[0] if targets else None
+
+
+def load_checkpoint(cfg: CheckpointConfig, trainer, **passthrough_args):
+    """Restore the trainer from ``--restore-file`` / ``checkpoint_last.pt`` / ``--finetune-from-model`` and return
+    ``(extra_state, epoch_itr)``, the iterator positioned after the last batch the checkpoint had trained on."""
+    reset_optimizer, reset_lr_scheduler = cfg.reset_optimizer, cfg.reset_lr_scheduler
+    reset_meters, reset_dataloader = cfg.reset_meters, cfg.reset_dataloader
+    finetuning = cfg.finetune_from_model is not None
+    if finetuning and (reset_optimizer or reset_lr_scheduler or reset_meters or reset_dataloader):
+        raise ValueError("--finetune-from-model implies --reset-optimizer/-lr-scheduler/-meters/-dataloader; "
+                         "do not pass them together")
+    if finetuning and cfg.restore_file != "checkpoint_last.pt":
+        raise ValueError("--finetune-from-model and --restore-file cannot be used together")
+
+    suffix = trainer.checkpoint_suffix
+    if cfg.restore_file == "checkpoint_last.pt":
+        path = os.path.join(cfg.save_dir, f"checkpoint_last{suffix}.pt")
+        if finetuning and not os.path.exists(path):
+            if not os.path.exists(cfg.finetune_from_model):
+                raise CheckpointError(f"--finetune-from-model {cfg.finetune_from_model} does not exist")
+            path = cfg.finetune_from_model
+            reset_optimizer = reset_lr_scheduler = reset_meters = reset_dataloader = True
+            logger.info("finetuning from %s: optimizer, lr scheduler, meters and dataloader are reset", path)
+    else:
+        path = cfg.restore_file.replace(".pt", suffix + ".pt")
+        if not os.path.exists(path):
+            raise CheckpointError(f"--restore-file {path} does not exist")
+
+    extra_state = trainer.load_checkpoint(path, reset_optimizer, reset_lr_scheduler,
+                                          ast.literal_eval(cfg.optimizer_overrides), reset_meters=reset_meters)
+    if extra_state is not None and "best" in extra_state and not reset_optimizer and not reset_meters:
+        save_checkpoint.best = extra_state["best"]
+
+    if extra_state is not None and not reset_dataloader:
+        itr_state = extra_state["train_iterator"]
+        epoch_itr = trainer.get_train_iterator(epoch=itr_state["epoch"], load_dataset=True, **passthrough_args)
+        # rows are read by index, so fast-forwarding the batch iterator resumes at the next unread row
+        epoch_itr.load_state_dict(itr_state)
+    else:
+        epoch_itr = trainer.get_train_iterator(epoch=1, load_dataset=True, **passthrough_args)
+    trainer.lr_step(epoch_itr.epoch)
+    return extra_state, epoch_itr
