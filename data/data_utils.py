@@ -8,6 +8,7 @@ from io import BytesIO
 
 import numpy as np
 import torch
+import torchvision.io
 from PIL import Image, ImageFile
 
 # The original accepts truncated JPEGs (decoding what is there) and images of any size; keep that behaviour.
@@ -30,7 +31,7 @@ def collate_tokens(values: list[torch.Tensor], pad_idx, eos_idx=None, left_pad: 
     if values[0].dim() not in (1, 2):
         raise ValueError(f"collate_tokens takes 1-D or 2-D tensors, got {values[0].dim()}-D")
     size = max(v.size(0) for v in values)
-    res = values[0].new_full((len(values), size, *values[0].shape[1:]), pad_idx)
+    res = batch_tensor((len(values), size, *values[0].shape[1:]), values[0].dtype).fill_(pad_idx)
     for i, v in enumerate(values):
         if left_pad:
             res[i, size - len(v):] = v
@@ -39,24 +40,95 @@ def collate_tokens(values: list[torch.Tensor], pad_idx, eos_idx=None, left_pad: 
     return res
 
 
+def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
+    """An uninitialised CPU tensor for a collated batch; in shared memory inside a DataLoader worker, so the
+    batch reaches the main process without the extra copy pickling would make (as torch's default collate)."""
+    if torch.utils.data.get_worker_info() is None:
+        return torch.empty(shape, dtype=dtype)
+    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
+    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
+
+
+def stack_batch(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack(tensors)`` into a :func:`batch_tensor`."""
+    return torch.stack(tensors, out=batch_tensor((len(tensors), *tensors[0].shape), tensors[0].dtype))
+
+
+def _base64_bytes(text: str | bytes) -> bytes:
+    data = text.encode("ascii", "ignore") if isinstance(text, str) else text
+    try:
+        # map the URL-safe alphabet onto the standard one so both decode; reject stray characters
+        return base64.b64decode(data.strip().translate(_URLSAFE_TO_STANDARD), validate=True)
+    except (binascii.Error, ValueError) as e:
+        raise ValueError(f"invalid base64 ({e})") from None
+
+
+def _open_image(raw: bytes, draft_size: int | None = None) -> Image.Image:
+    try:
+        image = Image.open(BytesIO(raw))
+        if draft_size:
+            image.draft(image.mode, (draft_size, draft_size))
+        image.load()
+    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
+        raise ValueError(f"base64 does not decode to an image ({type(e).__name__}: {e})") from None
+    return image
+
+
 def decode_base64_image(text: str | bytes) -> Image.Image:
     """Decode a base64 (standard or URL-safe) PNG/JPEG/... string into a loaded PIL image.
 
     Raises ``ValueError`` with the reason when the text is not base64 or not an image.
     """
-    data = text.encode("ascii", "ignore") if isinstance(text, str) else text
-    data = data.strip()
-    try:
-        # map the URL-safe alphabet onto the standard one so both decode; reject stray characters
-        raw = base64.b64decode(data.translate(_URLSAFE_TO_STANDARD), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"invalid base64 ({e})") from None
-    try:
-        image = Image.open(BytesIO(raw))
-        image.load()
-    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
-        raise ValueError(f"base64 does not decode to an image ({type(e).__name__}: {e})") from None
-    return image
+    return _open_image(_base64_bytes(text))
+
+
+_JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
+
+
+def _jpeg_header(raw: bytes) -> tuple[int, int, int] | None:
+    """(components, height, width) of a complete JPEG; None when not a JPEG, truncated, or unreadable."""
+    if not (raw.startswith(b"\xff\xd8") and raw.endswith(b"\xff\xd9")):
+        return None
+    pos = 2
+    while pos + 4 <= len(raw) and raw[pos] == 0xFF:
+        marker = raw[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker in _JPEG_SOF_MARKERS:
+            frame = raw[pos + 5:pos + 10]  # after length and precision: height (2), width (2), components (1)
+            if len(frame) < 5:
+                return None
+            return frame[4], int.from_bytes(frame[0:2], "big"), int.from_bytes(frame[2:4], "big")
+        pos += 2 + int.from_bytes(raw[pos + 2:pos + 4], "big")
+    return None
+
+
+def decode_base64_image_rgb(text: str | bytes, draft_size: int | None = None) -> torch.Tensor:
+    """The image of :func:`decode_base64_image` as RGB pixels: a uint8 (3, H, W) tensor.
+
+    Complete greyscale/RGB JPEGs (the bulk of OFA's data) are decoded by torchvision's libjpeg-turbo straight
+    into a tensor; anything else (PNG, CMYK or truncated JPEGs, ...) goes through PIL's ``convert("RGB")``,
+    whose conversions and truncated-file handling define the result. With ``draft_size``, JPEGs at least twice
+    that size on both sides are decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling, never below
+    ``draft_size``): faster on large photos, but not the pixels of a full decode followed by a resize.
+    """
+    raw = _base64_bytes(text)
+    header = _jpeg_header(raw)
+    if header is not None and header[0] in (1, 3):
+        if draft_size and min(header[1:]) >= 2 * draft_size:
+            return pil_to_pixels(_open_image(raw, draft_size))
+        try:
+            return torchvision.io.decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8),
+                                              mode=torchvision.io.ImageReadMode.RGB)
+        except RuntimeError:
+            pass  # let PIL decode what it can, or name the problem
+    return pil_to_pixels(_open_image(raw))
+
+
+def pil_to_pixels(image: Image.Image) -> torch.Tensor:
+    """RGB uint8 (3, H, W) pixels of a PIL image (a channels-last tensor viewed channels-first)."""
+    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
 
 
 def encode_image_base64(image: Image.Image, format: str = "PNG") -> str:

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from data.data_utils import collate_tokens, decode_base64_image, object_array
+from data.data_utils import collate_tokens, decode_base64_image, decode_base64_image_rgb, object_array, stack_batch
 from data.file_dataset import FileDataset, RowError, TsvRow
-from utils.transforms import patch_resize_transform
+from utils.transforms import PatchResizeTransform, patch_resize_transform
 
 logger = logging.getLogger(__name__)
 
@@ -142,15 +142,30 @@ class OFADataset(FairseqDataset):
 
     def read_image(self, row: TsvRow, field: int):
         """The PIL image in base64 column ``field`` of ``row`` (a :class:`RowError` if it does not decode)."""
+        return self._decode_field(row, field, decode_base64_image)
+
+    #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (faster on large photos, pixels
+    #: differ from a full decode; off by default, set by the task's option)
+    jpeg_draft_decode = False
+
+    def read_image_pixels(self, row: TsvRow, field: int) -> torch.Tensor:
+        """The image of :meth:`read_image` as RGB uint8 (3, H, W) pixels, decoded without PIL where possible."""
+        draft_size = self.patch_image_size if self.jpeg_draft_decode else None
+        return self._decode_field(row, field, lambda text: decode_base64_image_rgb(text, draft_size))
+
+    @staticmethod
+    def _decode_field(row: TsvRow, field: int, decode):
         try:
-            return decode_base64_image(row[field])
+            return decode(row[field])
         except ValueError as e:
             raise row.error(field, str(e)) from None
 
     def patch_image(self, row: TsvRow, field: int) -> dict:
         """``patch_image`` (3, S, S) and ``patch_mask`` for the image in column ``field``."""
-        return {"patch_image": self.patch_resize_transform(self.read_image(row, field)),
-                "patch_mask": torch.tensor([True])}
+        # the square resize takes pixels straight from the JPEG decoder; train augmentations want PIL images
+        tensor_input = isinstance(self.patch_resize_transform, PatchResizeTransform)
+        image = self.read_image_pixels(row, field) if tensor_input else self.read_image(row, field)
+        return {"patch_image": self.patch_resize_transform(image), "patch_mask": torch.tensor([True])}
 
     # ---- decoder side -----------------------------------------------------------------------------------------
 
@@ -202,7 +217,7 @@ class OFADataset(FairseqDataset):
         src_lengths = torch.LongTensor([s["source"].ne(self.pad).long().sum() for s in samples])
         net_input = {"src_tokens": merge("source"), "src_lengths": src_lengths}
         if "patch_image" in first:
-            net_input["patch_images"] = torch.stack([s["patch_image"] for s in samples], dim=0)
+            net_input["patch_images"] = stack_batch([s["patch_image"] for s in samples])
             net_input["patch_masks"] = torch.cat([s["patch_mask"] for s in samples])
         if "code_mask" in first:
             net_input["code_masks"] = torch.cat([s["code_mask"] for s in samples])

@@ -8,3 +8,4 @@ from tasks.mm_tasks.snli_ve import SnliVeTask  # noqa: F401
 from tasks.mm_tasks.vqa_gen import VqaGenTask  # noqa: F401
 from tasks.nlg_tasks.gigaword import GigawordTask  # noqa: F401
 from tasks.nlu_tasks.glue import COLATask, MNLITask, MRPCTask, QNLITask, QQPTask, RTETask, SST2Task  # noqa: F401
+from tasks.pretrain_tasks.unify_task import UnifyTask  # noqa: F401

@@ -1,0 +1,1 @@
+"""Pretraining data: the mixed-task ``UnifyDataset`` and its text/box noising helpers."""

@@ -1,0 +1,2 @@
+"""Pretraining tasks."""
+from tasks.pretrain_tasks.unify_task import UnifyTask  # noqa: F401
