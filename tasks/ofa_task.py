@@ -13,6 +13,7 @@ import torch
 from fairseq import search
 from fairseq.data import FairseqDataset, iterators
 from fairseq.dataclass import FairseqDataclass
+from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
@@ -307,9 +308,36 @@ class OFATask(FairseqTask):
             logging_output.update(self.valid_metrics(sample, model))
         return loss, sample_size, logging_output
 
+    @property
+    def valid_metric(self) -> Optional[str]:
+        """Name of the metric validation logs (what ``--best-checkpoint-metric`` selects); None: loss only."""
+        return None
+
     def valid_metrics(self, sample, model) -> dict:
-        """Metric sums for one valid batch (e.g. ``_score_sum``/``_score_cnt``); the task hook for validation."""
-        return {}
+        """``_<metric>_sum``/``_<metric>_cnt`` of one valid batch, from the same per-task step as evaluate.py."""
+        if self.valid_metric is None:
+            return {}
+        from utils.eval_utils import eval_step
+
+        results, scores = eval_step(self, getattr(self, "sequence_generator", None), [model], sample)
+        if scores is None:
+            scores = self.sample_scores(results, sample)
+        return {f"_{self.valid_metric}_sum": float(sum(scores)), f"_{self.valid_metric}_cnt": len(scores)}
+
+    def sample_scores(self, results: list, sample: dict) -> list:
+        """Per-sample scores for tasks whose evaluation step leaves them to the corpus (caption, gigaword)."""
+        raise NotImplementedError(f"{type(self).__name__} has no per-sample validation score")
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        name = self.valid_metric
+        if name is None:
+            return
+        count = sum(log.get(f"_{name}_cnt", 0) for log in logging_outputs)
+        if count > 0:
+            metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
+            metrics.log_scalar(f"_{name}_cnt", count)
+            metrics.log_derived(name, lambda meters: round(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum, 4))
 
     def max_positions(self):
         return self.cfg.max_source_positions, self.cfg.max_target_positions

@@ -19,6 +19,8 @@ class ImageClassifyConfig(OFAConfig, CandidateAnswerConfig):
 class ImageClassifyTask(OFATask):
     """ImageNet classification as generation of the label name, constrained to the label set."""
 
+    valid_metric = "score"
+
     dataset_cls = ImageClassifyDataset
 
     def __init__(self, cfg: ImageClassifyConfig, src_dict, tgt_dict):

@@ -47,6 +47,11 @@ class ImageGenTask(OFATask):
     def generates_at_validation(self):
         return True
 
+    @property
+    def valid_metric(self):
+        """CLIP score of the best sample per caption, when the VQGAN and CLIP weights are given."""
+        return "score" if self.cfg.vqgan_model_path and self.cfg.clip_model_path else None
+
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
         # image codes are always sampled (the original forces sampling and generates codes)

@@ -31,3 +31,7 @@ class RefcocoTask(OFATask):
     @property
     def generates_at_validation(self):
         return self.cfg.eval_acc
+
+    @property
+    def valid_metric(self):
+        return "score" if self.cfg.eval_acc else None

@@ -20,6 +20,8 @@ class SnliVeConfig(OFAConfig, CandidateAnswerConfig, PromptConfig):
 class SnliVeTask(OFATask):
     """Visual entailment: yes / no / maybe, scored over the candidate answers at validation."""
 
+    valid_metric = "snli_score"
+
     dataset_cls = SnliVeDataset
 
     def __init__(self, cfg: SnliVeConfig, src_dict, tgt_dict):

@@ -36,6 +36,8 @@ class VqaGenConfig(OFAConfig, CandidateAnswerConfig, PromptConfig):
 class VqaGenTask(OFATask):
     """VQA as generation; answers constrained to ``ans2label`` unless ``--unconstrained-training``."""
 
+    valid_metric = "vqa_score"
+
     dataset_cls = VqaGenDataset
 
     def __init__(self, cfg: VqaGenConfig, src_dict, tgt_dict):

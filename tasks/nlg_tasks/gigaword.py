@@ -36,3 +36,13 @@ class GigawordTask(OFATask):
     @property
     def generates_at_validation(self):
         return self.cfg.eval_rouge
+
+    @property
+    def valid_metric(self):
+        return "rougeL_f1" if self.cfg.eval_rouge else None
+
+    def sample_scores(self, results, sample):
+        """ROUGE-L F1 (x100, stemmed) of each summary, as the original logs it."""
+        from utils.metrics import rouge_scores
+
+        return [100 * rouge_scores([r["hyp"]], [r["ref"]])["rougeL"] for r in results]

@@ -1,8 +1,10 @@
 """The GLUE tasks: text classification answered with one constrained word."""
 
+import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+from fairseq.logging import metrics
 from fairseq.tasks import register_task
 
 from data.nlu_data import glue_dataset
@@ -17,6 +19,8 @@ class GlueConfig(OFAConfig, PromptConfig):
 class GlueTask(OFATask):
     """Answers are constrained to ``ans2label_dict``; the decoder predicts the word right after its prompt."""
 
+    valid_metric = "acc"
+
     def __init__(self, cfg: GlueConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
         self.ans2label_dict = self.load_ans2label()
@@ -29,7 +33,33 @@ class GlueTask(OFATask):
 
 @register_task("cola", dataclass=GlueConfig)
 class COLATask(GlueTask):
+    """CoLA is selected by Matthews correlation, from confusion counts summed over the validation set."""
+
     dataset_cls = glue_dataset.COLADataset
+    valid_metric = "mcc"
+    COUNTS = ("tp", "tn", "fp", "fn")
+
+    def valid_metrics(self, sample, model):
+        from utils.eval_utils import eval_step
+
+        results, _ = eval_step(self, None, [model], sample)
+        pairs = [(r["hyp"] == "yes", r["ref"] == "yes") for r in results]
+        return {"_tp": sum(h and r for h, r in pairs), "_tn": sum(not h and not r for h, r in pairs),
+                "_fp": sum(h and not r for h, r in pairs), "_fn": sum(not h and r for h, r in pairs)}
+
+    def reduce_metrics(self, logging_outputs, criterion):
+        super().reduce_metrics(logging_outputs, criterion)
+        if not any(f"_{c}" in log for log in logging_outputs for c in self.COUNTS):
+            return
+        for count in self.COUNTS:
+            metrics.log_scalar(f"_{count}", sum(log.get(f"_{count}", 0) for log in logging_outputs))
+        metrics.log_derived("mcc", lambda meters: round(matthews_corrcoef(*(meters[f"_{c}"].sum for c in self.COUNTS)), 4))
+
+
+def matthews_corrcoef(tp: float, tn: float, fp: float, fn: float) -> float:
+    """Matthews correlation from confusion counts (0 when a margin is empty, like scikit-learn)."""
+    denominator = math.sqrt((tp + fp) * (tp + fn) * (tn + fp) * (tn + fn))
+    return (tp * tn - fp * fn) / denominator if denominator else 0.0
 
 
 @dataclass

@@ -4,11 +4,11 @@ import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import REPO
 from data.dictionary import load_ofa_dictionary
 from models.ofa import OFAModel, build_ofa_model
 from models.ofa.ofa import ARCH_SIZES, ARCH_SIZES_VIT
@@ -21,6 +21,8 @@ from utils.convert_checkpoint import (
     to_fairseq_name,
     to_hf_name,
 )
+
+REPO = Path(__file__).resolve().parents[2]
 
 RELEASED = dict(scale_attn=True, scale_fc=True, scale_heads=True)
 TINY = dict(encoder_layers=1, decoder_layers=1, encoder_embed_dim=64, decoder_embed_dim=64,

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3 -u
+"""Evaluate an OFA checkpoint on a task's TSV: ``python evaluate.py DATA --path CKPT --task caption ...``.
+
+Same command line as the original (fairseq's generation parser plus ``--ema-eval``,
+``--beam-search-vqa-eval`` and ``--zero-shot``). Writes ``{gen_subset}_predict.json`` (the original's format)
+and ``{gen_subset}_metrics.json`` into ``--results-path``. Runs on CPU or GPU, in one process or under
+``torchrun`` (gloo on CPU), each sample counted once.
+"""
+from __future__ import annotations
+
+import ast
+import logging
+import os
+import sys
+
+import numpy as np
+import torch
+from fairseq import options, tasks, utils
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf
+from fairseq.distributed import utils as distributed_utils
+from fairseq.logging import progress_bar
+from fairseq.utils import reset_logging
+from omegaconf import DictConfig, open_dict
+
+from utils import checkpoint_utils
+from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
+from utils.metrics import write_json
+
+logging.basicConfig(
+    format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
+    datefmt="%Y-%m-%d %H:%M:%S",
+    level=os.environ.get("LOGLEVEL", "INFO").upper(),
+    stream=sys.stdout,
+)
+logger = logging.getLogger("ofa.evaluate")
+
+
+class EvaluationError(Exception):
+    """A problem with the user's inputs, reported as one line."""
+
+
+def parse_model_overrides(text: str) -> dict:
+    """``--model-overrides`` is a Python dict literal (the original's scripts write ``False``)."""
+    try:
+        overrides = ast.literal_eval(text or "{}")
+    except (ValueError, SyntaxError) as err:
+        raise EvaluationError(f"--model-overrides is not a Python dict literal: {text!r} ({err})") from None
+    if not isinstance(overrides, dict):
+        raise EvaluationError(f"--model-overrides must be a dict, got {type(overrides).__name__}: {text!r}")
+    return overrides
+
+
+def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
+    """Load the checkpoint(s); the task comes from the checkpoint, or from the command line with ``--zero-shot``."""
+    paths = utils.split_paths(cfg.common_eval.path)
+    for path in paths:
+        if not os.path.isfile(path):
+            raise EvaluationError(f"checkpoint not found: {path}")
+    # read the first checkpoint once, and check its task before building anything from it
+    state = checkpoint_utils.load_checkpoint_to_cpu(paths[0], overrides)
+    saved_task = checkpoint_utils.checkpoint_cfg(state, paths[0]).task._name
+    if not zero_shot and saved_task != cfg.task._name:
+        raise EvaluationError(
+            f"{paths[0]} is a '{saved_task}' checkpoint but --task is '{cfg.task._name}': "
+            f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
+        )
+    task = tasks.setup_task(cfg.task) if zero_shot else None
+    return checkpoint_utils.load_model_ensemble_and_task(
+        paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
+    )
+
+
+def load_ema_weights(model, path: str) -> None:
+    """Replace ``model``'s weights by the EMA copy stored in the checkpoint's ``extra_state``."""
+    state = checkpoint_utils.load_checkpoint_to_cpu(path)
+    extra_state = state.get("extra_state") or {}
+    ema = extra_state.get("ema")
+    if ema is None:
+        raise EvaluationError(f"--ema-eval: {path} holds no EMA weights (extra_state['ema'])")
+    checkpoint_utils.load_model_state(model, {name: tensor.float() for name, tensor in ema.items()}, path)
+
+
+def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False):
+    utils.import_user_module(cfg.common)
+    reset_logging()
+    logger.info(cfg)
+
+    if cfg.common_eval.results_path is None:
+        raise EvaluationError("give --results-path DIR for the predictions and metrics")
+    if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
+        raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
+    if cfg.generation.lm_path is not None:
+        raise EvaluationError("--lm-path (language model fusion) is not supported by evaluate.py")
+    if cfg.common.seed is not None and not cfg.generation.no_seed_provided:
+        np.random.seed(cfg.common.seed)
+        utils.set_torch_seed(cfg.common.seed)
+
+    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
+    use_fp16 = cfg.common.fp16 and use_cuda
+    if cfg.common.fp16 and not use_cuda:
+        logger.warning("--fp16 ignored: evaluating on CPU in fp32")
+    if use_cuda:
+        torch.cuda.set_device(cfg.distributed_training.device_id)
+
+    overrides = parse_model_overrides(cfg.common_eval.model_overrides)
+    if cfg.task._name == "vqa_gen":
+        # the task prepares either the candidate batches or the constrained generator
+        overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
+    logger.info("loading model(s) from {}".format(cfg.common_eval.path))
+    models, saved_cfg, task = load_models_and_task(cfg, overrides, zero_shot)
+    # the dataset is read with the saved task config, updated by --model-overrides
+    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task)
+
+    paths = utils.split_paths(cfg.common_eval.path)
+    for model, path in zip(models, paths):
+        if ema_eval:
+            logger.info("loading EMA weights from {}".format(path))
+            load_ema_weights(model, path)
+        model.eval()
+        if use_fp16:
+            model.half()
+        if use_cuda and not cfg.distributed_training.pipeline_model_parallel:
+            model.cuda()
+        model.prepare_for_inference_(cfg)
+
+    world_size = cfg.distributed_training.distributed_world_size
+    itr = task.get_batch_iterator(
+        dataset=task.dataset(cfg.dataset.gen_subset),
+        max_tokens=cfg.dataset.max_tokens,
+        max_sentences=cfg.dataset.batch_size,
+        max_positions=utils.resolve_max_positions(task.max_positions(), *[m.max_positions() for m in models]),
+        ignore_invalid_inputs=cfg.dataset.skip_invalid_size_inputs_valid_test,
+        required_batch_size_multiple=cfg.dataset.required_batch_size_multiple,
+        seed=cfg.common.seed,
+        num_shards=world_size,
+        shard_id=cfg.distributed_training.distributed_rank,
+        num_workers=cfg.dataset.num_workers,
+        data_buffer_size=cfg.dataset.data_buffer_size,
+    ).next_epoch_itr(shuffle=False)
+    progress = progress_bar.progress_bar(
+        itr,
+        log_format=cfg.common.log_format,
+        log_interval=cfg.common.log_interval,
+        default_log_format=("tqdm" if not cfg.common.no_progress_bar else "simple"),
+    )
+    generator = task.build_generator(models, cfg.generation)
+
+    records = []
+    for sample in progress:
+        if "net_input" not in sample:
+            continue
+        if use_cuda:
+            sample = utils.move_to_cuda(sample)
+        if use_fp16:
+            sample = utils.apply_to_sample(_to_half, sample)
+        with torch.no_grad():
+            results, scores = eval_step(
+                task, generator, models, sample, zero_shot=zero_shot, beam_search_vqa_eval=beam_search_vqa_eval
+            )
+        references = sample_references(task, sample)
+        for i, result in enumerate(results):
+            records.append({
+                "result": result,
+                "score": None if scores is None else float(scores[i]),
+                "references": None if references is None else references[i],
+            })
+        progress.log({"sentences": sample["nsentences"]})
+
+    records = gather_records(records, world_size)
+    _check_every_row_evaluated(task.dataset(cfg.dataset.gen_subset), len(records))
+    scores = [record["score"] for record in records if record["score"] is not None]
+    if scores:
+        logger.info("score_sum: {}, score_cnt: {}, score: {}".format(
+            sum(scores), len(scores), round(sum(scores) / len(scores), 4)
+        ))
+    if world_size == 1 or torch.distributed.get_rank() == 0:
+        results_path = cfg.common_eval.results_path
+        predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
+        write_json(predict_path, [record["result"] for record in records])
+        task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
+        task_metrics.update(compute_metrics(task.cfg._name, records))
+        write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
+        logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
+
+
+def _check_every_row_evaluated(dataset, num_records: int) -> None:
+    # the TSV reader knows its file's row count; a gap means rows were skipped (e.g. too long inputs)
+    reader = getattr(dataset, "dataset", None)
+    if hasattr(reader, "get_total_row_count") and reader.get_total_row_count() != num_records:
+        logger.warning("evaluated {} samples but {} has {} rows".format(
+            num_records, getattr(reader, "file_path", "the data file"), reader.get_total_row_count()
+        ))
+
+
+def _to_half(t: torch.Tensor) -> torch.Tensor:
+    return t.half() if t.dtype is torch.float32 else t
+
+
+def configure_distributed(cfg: DictConfig) -> None:
+    """Set up ``torchrun`` launches for CPU and GPU alike (fairseq's own inference assumes CUDA)."""
+    dt = cfg.distributed_training
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
+    with open_dict(cfg):
+        if dt.distributed_init_method is None and world_size > 1 and "RANK" in os.environ:
+            dt.distributed_init_method = "env://"
+            dt.distributed_world_size = world_size
+            dt.distributed_rank = int(os.environ["RANK"])
+            dt.device_id = int(os.environ.get("LOCAL_RANK", "0"))
+            dt.distributed_no_spawn = True
+        if not use_cuda:
+            dt.distributed_backend = "gloo"
+
+
+def cli_main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
+    checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
+    parser = options.get_generation_parser()
+    parser.add_argument("--ema-eval", action="store_true",
+                        help="evaluate the EMA weights stored in the checkpoint (extra_state['ema'])")
+    parser.add_argument("--beam-search-vqa-eval", action="store_true",
+                        help="VQA: decode answers by trie-constrained beam search (fast) instead of scoring every "
+                             "candidate answer (slower, the published numbers)")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="build the task from the command line instead of the checkpoint and evaluate the "
+                             "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
+    args = options.parse_args_and_arch(parser, input_args=argv)
+    cfg = convert_namespace_to_omegaconf(args)
+    configure_distributed(cfg)
+    try:
+        distributed_utils.call_main(
+            cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot
+        )
+    except (EvaluationError, checkpoint_utils.CheckpointError, OSError, ValueError) as err:
+        # bad checkpoints, files, rows and flags; LOGLEVEL=DEBUG shows where they were raised
+        logger.debug("evaluation failed", exc_info=True)
+        sys.exit("evaluate.py: error: " + " ".join(str(err).split()))
+
+
+if __name__ == "__main__":
+    cli_main()

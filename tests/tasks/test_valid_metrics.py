@@ -1,0 +1,88 @@
+"""Validation metrics during training: each task logs the metric its scripts select the best checkpoint by."""
+import json
+import math
+from argparse import Namespace
+
+import pytest
+import torch
+from fairseq.logging import metrics
+
+from models.ofa import build_ofa_model
+
+SMALL = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128,
+             encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4,
+             resnet_type="resnet18")
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    from dataset.make_tiny_dataset import make_tiny_dataset
+    root = tmp_path_factory.mktemp("tiny")
+    make_tiny_dataset(root, tasks=["caption", "refcoco", "vqa", "snli_ve", "glue", "gigaword"], image_size=48)
+    return root
+
+
+def head_tsv(path, rows, out):
+    out.write_text("".join(path.read_text().splitlines(keepends=True)[:rows]))
+    return str(out)
+
+
+def validate(task_name, data, tmp_path, **options):
+    """One validation pass of a tiny random model through the task's real valid_step/reduce_metrics."""
+    from fairseq.tasks import setup_task
+    from omegaconf import OmegaConf
+
+    import criterions  # noqa: F401
+    import tasks  # noqa: F401
+    from criterions.label_smoothed_cross_entropy import AdjustLabelSmoothedCrossEntropyCriterion
+
+    valid = head_tsv(data, 4, tmp_path / "valid.tsv")
+    task = setup_task(OmegaConf.create({"_name": task_name, "data": f"{valid},{valid}", "patch_image_size": 48,
+                                        **options}))
+    torch.manual_seed(0)
+    model = build_ofa_model("ofa_tiny", dictionary=task.source_dictionary, **SMALL)
+    if task.generates_at_validation:  # what task.build_model does for a model built from the command line
+        task.sequence_generator = task.build_generator([model], Namespace(**json.loads(task.cfg.eval_args)))
+    task.load_dataset("valid")
+    dataset = task.datasets["valid"]
+    sample = dataset.collater([dataset[i] for i in range(len(dataset))])
+    criterion = AdjustLabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
+    _, _, log = task.valid_step(sample, model, criterion)
+    with metrics.aggregate() as agg:
+        task.reduce_metrics([log], criterion)
+    return log, agg.get_smoothed_values()
+
+
+@pytest.mark.parametrize("task_name,folder,options,metric,low,high", [
+    ("caption", "caption", {"selected_cols": "0,4,2", "eval_cider": True,
+                            "eval_args": '{"beam": 2, "max_len_b": 8}'}, "cider", 0.0, 10.0),
+    ("refcoco", "refcoco", {"selected_cols": "0,4,2,3", "eval_acc": True,
+                            "eval_args": '{"beam": 2, "min_len": 4, "max_len_a": 0, "max_len_b": 4}'}, "score", 0.0, 1.0),
+    ("gigaword", "gigaword", {"selected_cols": "0,1", "eval_rouge": True,
+                              "eval_args": '{"beam": 2, "max_len_b": 8}'}, "rougeL_f1", 0.0, 100.0),
+    ("sst2", "glue/sst2", {"selected_cols": "0,1"}, "acc", 0.0, 1.0),
+])
+def test_validation_logs_the_task_metric(tiny_data, tmp_path, task_name, folder, options, metric, low, high):
+    log, values = validate(task_name, tiny_data / folder / "valid.tsv", tmp_path, **options)
+    assert log[f"_{metric}_cnt"] == 4
+    assert low <= values[metric] <= high
+    assert values[metric] == pytest.approx(round(log[f"_{metric}_sum"] / 4, 4))
+
+
+def test_cola_matthews_correlation_from_counts(tiny_data, tmp_path):
+    log, values = validate("cola", tiny_data / "glue" / "cola" / "valid.tsv", tmp_path, selected_cols="1,2")
+    assert sum(log[f"_{c}"] for c in ("tp", "tn", "fp", "fn")) == 4
+    assert -1.0 <= values["mcc"] <= 1.0
+
+
+def test_matthews_corrcoef_by_hand():
+    from tasks.nlu_tasks.glue import matthews_corrcoef
+    assert matthews_corrcoef(3, 3, 0, 0) == 1.0
+    assert matthews_corrcoef(0, 0, 2, 2) == -1.0
+    assert matthews_corrcoef(2, 0, 2, 0) == 0.0
+    assert math.isclose(matthews_corrcoef(2, 1, 1, 1), (2 - 1) / math.sqrt(3 * 3 * 2 * 2))
+
+
+def test_caption_eval_bleu_is_refused(tiny_data, tmp_path):
+    with pytest.raises(ValueError, match="--eval-bleu is not supported"):
+        validate("caption", tiny_data / "caption" / "valid.tsv", tmp_path, selected_cols="0,4,2", eval_bleu=True)

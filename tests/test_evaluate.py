@@ -1,0 +1,327 @@
+"""``evaluate.py`` end to end: the original's caption predictions, user errors, tiny checkpoints per task."""
+import copy
+import importlib
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+# evaluate.py needs all of these; the tests skip (naming the piece) while one does not import
+PIECES = (
+    "models.ofa:OFAModel",
+    "models.sequence_generator:SequenceGenerator",
+    "tasks.ofa_task:OFATask",
+    "tasks:",
+    "criterions:",
+    "utils.checkpoint_utils:load_model_ensemble_and_task",
+)
+
+
+def _missing_pieces() -> list[str]:
+    missing = []
+    for piece in PIECES:
+        module_name, attribute = piece.split(":")
+        try:
+            module = importlib.import_module(module_name)
+            if attribute:
+                getattr(module, attribute)
+            elif getattr(module, "__file__", None) is None:
+                raise ImportError("no __init__.py yet")
+        except Exception as err:  # any import failure means the piece is not usable yet
+            missing.append(f"{piece} ({type(err).__name__}: {err})")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def pieces():
+    missing = _missing_pieces()
+    if missing:
+        pytest.skip("evaluate.py cannot run yet, missing: " + "; ".join(missing))
+
+
+def _load_module(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def e2e(shared) -> Path:
+    """The reference folder of the original's caption evaluation (``test.tsv``, ``expected_predict.json``)."""
+    return shared / "e2e_caption"
+
+
+@pytest.fixture(scope="module")
+def e2e_checkpoint(tmp_path_factory, pieces, shared, e2e) -> Path:
+    """The original-format checkpoint of ``e2e_caption/``, rebuilt with ``ckpt_pack.py unpack``."""
+    ckpt_pack = _load_module("ckpt_pack", shared / "ckpt_pack.py")
+    path = tmp_path_factory.mktemp("e2e") / "checkpoint.pt"
+    ckpt_pack.unpack(str(e2e / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
+    return path
+
+
+def _overrides(**fields) -> str:
+    """A ``--model-overrides`` value written the way the original's scripts write it (Python literal)."""
+    return repr(fields)
+
+
+def _caption_args(checkpoint: Path, results: Path, data: Path) -> list[str]:
+    # the command of the reference README, as the original's evaluate_caption.sh spells it (bpe_dir made absolute
+    # so that the in-process tests do not depend on the working directory)
+    overrides = '{"data":"%s","bpe_dir":"%s","eval_cider":False,"selected_cols":"0,4,2"}' % (data, REPO / "utils" / "BPE")
+    return [
+        str(data), f"--path={checkpoint}", f"--user-dir={REPO}", "--task=caption", "--batch-size=2", "--seed=7",
+        "--gen-subset=test", f"--results-path={results}", "--beam=5", "--max-len-b=16",
+        "--no-repeat-ngram-size=3", "--cpu", "--num-workers=0", f"--model-overrides={overrides}",
+    ]
+
+
+def _run(args: list[str], launcher: list[str] | None = None) -> subprocess.CompletedProcess:
+    command = (launcher or [sys.executable]) + [str(REPO / "evaluate.py")] + args
+    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=900)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
+    proc = _run(_caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expected = json.loads((e2e / "expected_predict.json").read_text())
+    assert json.loads((tmp_path / "test_predict.json").read_text()) == expected
+    scores = json.loads((tmp_path / "test_metrics.json").read_text())
+    assert scores["task"] == "caption" and scores["num_samples"] == 4
+    assert 0 <= scores["Bleu_4"] <= 1 and scores["CIDEr"] > 0
+
+
+def test_e2e_caption_torchrun_two_processes(e2e, e2e_checkpoint, tmp_path):
+    """Two gloo ranks each read half of the rows; rank 0 writes every sample once, in file order."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
+    proc = _run(_caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv"), launcher=launcher)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    expected = json.loads((e2e / "expected_predict.json").read_text())
+    assert json.loads((tmp_path / "test_predict.json").read_text()) == expected
+    assert json.loads((tmp_path / "test_metrics.json").read_text())["num_samples"] == 4
+
+
+def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    last_line = proc.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("evaluate.py: error:"), proc.stderr[-3000:]
+    for fragment in fragments:
+        assert fragment in last_line
+
+
+def test_missing_checkpoint_is_a_one_line_error(pieces, e2e, tmp_path):
+    missing = tmp_path / "no_such_checkpoint.pt"
+    proc = _run(_caption_args(missing, tmp_path, e2e / "test.tsv"))
+    _assert_one_line_error(proc, "checkpoint not found", str(missing))
+
+
+def _in_process_error(args: list[str]) -> str:
+    """Run ``evaluate.cli_main`` in this process; return the message it exits with (printed as one line)."""
+    import evaluate
+
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.cli_main(args)
+    message = str(exit_info.value.code)
+    assert message.startswith("evaluate.py: error:") and "\n" not in message, message
+    return message
+
+
+def test_task_checkpoint_mismatch_is_a_one_line_error(e2e, e2e_checkpoint, tmp_path):
+    args = _caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv")
+    args[args.index("--task=caption")] = "--task=refcoco"
+    message = _in_process_error(args)
+    assert "'caption' checkpoint" in message and "--task is 'refcoco'" in message
+
+
+def test_tsv_with_wrong_columns_is_a_one_line_error(e2e_checkpoint, tmp_path):
+    data = tmp_path / "two_columns.tsv"
+    data.write_text("1\ta cat\n2\ta dog\n")
+    assert str(data) in _in_process_error(_caption_args(e2e_checkpoint, tmp_path, data=data))
+
+
+def test_model_overrides_must_be_a_dict_literal(e2e, e2e_checkpoint, tmp_path):
+    args = _caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv")
+    args[-1] = "--model-overrides={'data': open('x')}"
+    assert "--model-overrides" in _in_process_error(args)
+
+
+# --- every task on a tiny randomly initialised checkpoint, rows from data_parity.pt -----------------------
+
+TASK_RUNS = {
+    # task -> (fixture task, extra evaluate.py flags, result keys, metric keys)
+    "refcoco": ("refcoco", ["--beam=2", "--min-len=4", "--max-len-a=0", "--max-len-b=4"], {"uniq_id", "box"},
+                {"acc@0.5"}),
+    "vqa_allcand": ("vqa_gen", [], {"question_id", "answer"}, {"vqa_score"}),
+    "vqa_beam": ("vqa_gen", ["--beam-search-vqa-eval", "--beam=2", "--max-len-b=20", "--unnormalized"],
+                 {"question_id", "answer"}, {"vqa_score"}),
+    "snli_ve": ("snli_ve", [], {"uniq_id", "answer"}, {"accuracy"}),
+    "image_classify": ("image_classify", [], {"uniq_id", "answer"}, {"accuracy"}),
+    "mnli": ("mnli", [], {"hyp", "ref"}, {"accuracy"}),
+    "gigaword": ("gigaword", ["--beam=2", "--max-len-b=6"], {"hyp", "ref"}, {"rouge1", "rouge2", "rougeL"}),
+}
+
+
+@pytest.fixture(scope="module")
+def data_parity(shared):
+    return torch.load(shared / "data_parity.pt", weights_only=True)
+
+
+def _make_tiny_checkpoint(e2e_checkpoint: Path, task_name: str, task_cfg: dict, path: Path, seed: int = 0) -> None:
+    """An original-format checkpoint for ``task_name``: the e2e model config, fresh random weights."""
+    from fairseq import tasks
+    from omegaconf import OmegaConf
+
+    state = torch.load(e2e_checkpoint, weights_only=False)
+    model_args = copy.deepcopy(state["cfg"]["model"])
+    model_args.task = task_name
+    for key, value in task_cfg.items():
+        setattr(model_args, key, value)
+    task = tasks.setup_task(OmegaConf.create({"_name": task_name, **task_cfg}))
+    torch.manual_seed(seed)
+    model = task.build_model(model_args)
+    state["cfg"]["task"] = {"_name": task_name, **task_cfg}
+    state["cfg"]["model"] = model_args
+    state["model"] = model.state_dict()
+    torch.save(state, path)
+
+
+def _tiny_task_files(data_parity, task_name: str, folder: Path) -> tuple[Path, dict]:
+    """The fixture's four rows of ``task_name`` as ``folder/test.tsv`` and the task config to read them."""
+    fixture = data_parity[task_name]
+    data = folder / "test.tsv"
+    data.write_text(fixture["tsv"])
+    return data, {**json.loads(fixture["config"]), "data": str(data), "bpe_dir": str(REPO / "utils" / "BPE")}
+
+
+def _evaluate_tiny(checkpoint: Path, task_name: str, data: Path, results: Path, flags: list[str]) -> list[dict]:
+    import evaluate
+
+    evaluate.cli_main([
+        str(data), f"--path={checkpoint}", f"--task={task_name}", "--batch-size=2", "--seed=7", "--cpu",
+        "--num-workers=0", "--gen-subset=test", f"--results-path={results}", "--no-progress-bar",
+        f"--model-overrides={_overrides(data=str(data), bpe_dir=str(REPO / 'utils' / 'BPE'))}", *flags,
+    ])
+    return json.loads((results / "test_predict.json").read_text())
+
+
+@pytest.mark.parametrize("run", list(TASK_RUNS))
+def test_tiny_checkpoint_every_task(run, e2e_checkpoint, data_parity, tmp_path):
+    task_name, flags, result_keys, metric_keys = TASK_RUNS[run]
+    data, task_cfg = _tiny_task_files(data_parity, task_name, tmp_path)
+    checkpoint = tmp_path / "checkpoint.pt"
+    _make_tiny_checkpoint(e2e_checkpoint, task_name, task_cfg, checkpoint)
+    results = tmp_path / "results"
+    predictions = _evaluate_tiny(checkpoint, task_name, data, results, flags)
+    assert len(predictions) == 4 and all(set(p) == result_keys for p in predictions)
+    scores = json.loads((results / "test_metrics.json").read_text())
+    assert scores["task"] == task_name and scores["num_samples"] == 4
+    assert metric_keys <= set(scores)
+    if "box" in result_keys:
+        assert all(len(p["box"]) == 4 for p in predictions)
+
+
+# --- merging and final metrics (no model needed) ---------------------------------------------------------
+
+def _records(results, scores=None):
+    scores = scores or [None] * len(results)
+    return [{"result": r, "score": s, "references": None} for r, s in zip(results, scores)]
+
+
+def test_compute_metrics_per_task():
+    from utils.eval_utils import compute_metrics
+
+    vqa = _records([{"question_id": i, "answer": "yes"} for i in range(4)], [1.0, 0.3, 0.0, 0.9])
+    assert compute_metrics("vqa_gen", vqa) == pytest.approx({"vqa_score": 0.55})
+    boxes = _records([{"uniq_id": str(i), "box": [0, 0, 1, 1]} for i in range(4)], [1.0, 0.0, 1.0, 1.0])
+    assert compute_metrics("refcoco", boxes) == pytest.approx({"acc@0.5": 0.75})
+    assert compute_metrics("snli_ve", boxes) == pytest.approx({"accuracy": 0.75})
+    pairs = [("yes", "yes"), ("yes", "no"), ("no", "no"), ("no", "yes")]
+    glue = _records([{"hyp": h, "ref": r} for h, r in pairs])
+    assert compute_metrics("mrpc", glue) == pytest.approx({"accuracy": 0.5, "f1": 0.5})
+    assert compute_metrics("cola", glue) == pytest.approx({"accuracy": 0.5, "mcc": 0.0})
+    summaries = _records([{"hyp": "the cat sat", "ref": "the cat ran"}])
+    assert compute_metrics("gigaword", summaries) == pytest.approx({"rouge1": 2 / 3, "rouge2": 0.5, "rougeL": 2 / 3})
+
+
+def test_ema_eval_uses_the_stored_ema_weights(e2e_checkpoint, data_parity, tmp_path):
+    """Weights A as the model and B as its EMA: --ema-eval must summarize exactly as a checkpoint of B."""
+    data, task_cfg = _tiny_task_files(data_parity, "gigaword", tmp_path)
+    flags = TASK_RUNS["gigaword"][1]
+    for seed in (0, 1):
+        _make_tiny_checkpoint(e2e_checkpoint, "gigaword", task_cfg, tmp_path / f"seed{seed}.pt", seed=seed)
+    with_ema = torch.load(tmp_path / "seed0.pt", weights_only=False)
+    with_ema["extra_state"]["ema"] = torch.load(tmp_path / "seed1.pt", weights_only=False)["model"]
+    torch.save(with_ema, tmp_path / "with_ema.pt")
+
+    # (the two random models summarize differently, so ignoring the EMA weights would fail this)
+    by_ema = _evaluate_tiny(tmp_path / "with_ema.pt", "gigaword", data, tmp_path / "ema", flags + ["--ema-eval"])
+    assert by_ema == _evaluate_tiny(tmp_path / "seed1.pt", "gigaword", data, tmp_path / "b", flags)
+    args = [str(data), f"--path={tmp_path / 'seed0.pt'}", "--task=gigaword", "--batch-size=2", "--ema-eval",
+            f"--results-path={tmp_path}", f"--model-overrides={_overrides(data=str(data))}"]
+    assert "holds no EMA weights" in _in_process_error(args)
+
+
+def test_zero_shot_vqa_on_a_caption_checkpoint(e2e_checkpoint, data_parity, tmp_path):
+    """--zero-shot builds the task from the command line and decodes answers without constraints or prefix."""
+    import evaluate
+
+    data = tmp_path / "vqa.tsv"
+    data.write_text(data_parity["vqa_gen"]["tsv"])
+    bpe_dir = str(REPO / "utils" / "BPE")
+    evaluate.cli_main([
+        str(data), f"--path={e2e_checkpoint}", "--task=vqa_gen", "--zero-shot", "--selected-cols=0,5,2,3,4",
+        f"--bpe-dir={bpe_dir}", "--patch-image-size=96", "--beam-search-vqa-eval", "--batch-size=2", "--cpu",
+        "--beam=2", "--max-len-b=5", "--gen-subset=test", f"--results-path={tmp_path}", "--no-progress-bar",
+        f"--model-overrides={_overrides(bpe_dir=bpe_dir)}",
+    ])
+    predictions = json.loads((tmp_path / "test_predict.json").read_text())
+    assert [p["question_id"] for p in predictions] == [21, 22, 23, 24]
+    assert json.loads((tmp_path / "test_metrics.json").read_text())["task"] == "vqa_gen"
+
+
+def test_tiny_checkpoint_image_gen(e2e_checkpoint, tmp_path):
+    """Sampled codes -> tiny random VQGAN -> ranked by a tiny random CLIP; images kept under gen_images_path."""
+    import open_clip
+
+    image_gen_fixtures = _load_module("image_gen_fixtures", REPO / "tests" / "image_gen" / "conftest.py")
+    CODE_IMAGE_SIZE, NUM_CODES = image_gen_fixtures.CODE_IMAGE_SIZE, image_gen_fixtures.NUM_CODES
+    vqgan_model, vqgan_config = image_gen_fixtures.write_vqgan_files(tmp_path / "vqgan")  # their tiny VQGAN
+    torch.manual_seed(0)
+    clip = open_clip.CLIP(
+        embed_dim=32,
+        vision_cfg=open_clip.CLIPVisionCfg(layers=1, width=64, patch_size=8, image_size=32),
+        text_cfg=open_clip.CLIPTextCfg(context_length=77, vocab_size=49408, width=64, heads=1, layers=1),
+        quick_gelu=True,
+    )
+    torch.save(clip.state_dict(), tmp_path / "clip.pt")
+    data = tmp_path / "test.tsv"
+    codes = " ".join(str(i) for i in range(NUM_CODES))
+    data.write_text(f"0\t{codes}\ta red car\n1\t{codes}\ttwo dogs on the grass\n")
+    images = tmp_path / "images"
+    task_cfg = {"data": str(data), "bpe_dir": str(REPO / "utils" / "BPE"), "selected_cols": "0,2,1",
+                "code_image_size": CODE_IMAGE_SIZE, "constraint_range": "50265,58457",
+                "vqgan_model_path": str(vqgan_model), "vqgan_config_path": str(vqgan_config),
+                "clip_model_path": str(tmp_path / "clip.pt"), "gen_images_path": str(images)}
+    checkpoint = tmp_path / "checkpoint.pt"
+    _make_tiny_checkpoint(e2e_checkpoint, "image_gen", task_cfg, checkpoint)
+    flags = ["--beam=2", "--sampling-topk=256", f"--min-len={NUM_CODES}", "--max-len-a=0", f"--max-len-b={NUM_CODES}"]
+    predictions = _evaluate_tiny(checkpoint, "image_gen", data, tmp_path / "results", flags)
+    assert [p["sample_id"] for p in predictions] == ["0", "1"]
+    scores = json.loads((tmp_path / "results" / "test_metrics.json").read_text())
+    assert scores["clip_score"] == pytest.approx(sum(p["score"] for p in predictions) / 2)
+    assert len(list((images / "all_results").glob("*.png"))) == 4  # 2 captions x beam 2
+    assert sorted(p.name for p in (images / "top1").glob("*.png")) == ["a red car_0.png", "two dogs on the grass_0.png"]
