@@ -58,7 +58,11 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
             raise EvaluationError(f"checkpoint not found: {path}")
     # read the first checkpoint once, and check its task before building anything from it
     state = checkpoint_utils.load_checkpoint_to_cpu(paths[0], overrides)
-    saved_task = checkpoint_utils.checkpoint_cfg(state, paths[0]).task._name
+    saved_cfg = checkpoint_utils.checkpoint_cfg(state, paths[0])
+    saved_task = saved_cfg.task._name if saved_cfg.get("task") else None
+    if saved_task is None and not zero_shot:
+        raise EvaluationError(f"{paths[0]} holds no task configuration (e.g. a converted checkpoint): "
+                              f"evaluate it with --zero-shot --task {cfg.task._name}")
     if not zero_shot and saved_task != cfg.task._name:
         raise EvaluationError(
             f"{paths[0]} is a '{saved_task}' checkpoint but --task is '{cfg.task._name}': "
@@ -109,7 +113,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
     logger.info("loading model(s) from {}".format(cfg.common_eval.path))
     models, saved_cfg, task = load_models_and_task(cfg, overrides, zero_shot)
     # the dataset is read with the saved task config, updated by --model-overrides
-    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task)
+    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task if saved_cfg.get("task") else cfg.task)
 
     paths = utils.split_paths(cfg.common_eval.path)
     for model, path in zip(models, paths):
