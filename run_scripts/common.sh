@@ -41,7 +41,11 @@ _count_gpus() {
     # nvidia-smi is much faster than importing torch; CUDA_VISIBLE_DEVICES narrows the visible set
     if [[ -n "${CUDA_VISIBLE_DEVICES+x}" ]]; then
         local visible="${CUDA_VISIBLE_DEVICES//[[:space:]]/}"
-        if [[ -z "$visible" || "$visible" == "-1" ]]; then echo 0; else echo $(( $(tr -cd ',' <<<"$visible" | wc -c) + 1 )); fi
+        if [[ -z "$visible" || "$visible" == "-1" ]]; then
+            echo 0
+        else
+            echo $(( $(tr -cd ',' <<<"$visible" | wc -c) + 1 ))
+        fi
     elif command -v nvidia-smi >/dev/null 2>&1; then
         nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true
     else
@@ -116,7 +120,8 @@ _ofa_launch() {  # ENTRY LOG_FILE ARGS...
     shift 2
     local -a launch device_args=() extra=()
     if [[ "$LAUNCHER" == "python" ]]; then
-        (( NPROC_PER_NODE * NNODES == 1 )) || ofa_die "LAUNCHER=python runs one process; NPROC_PER_NODE=$NPROC_PER_NODE NNODES=$NNODES needs torchrun"
+        (( NPROC_PER_NODE * NNODES == 1 )) \
+            || ofa_die "LAUNCHER=python runs one process; NPROC_PER_NODE=$NPROC_PER_NODE NNODES=$NNODES needs torchrun"
         launch=(python)
     elif [[ "$LAUNCHER" == "torchrun" ]]; then
         launch=(torchrun "--nproc_per_node=$NPROC_PER_NODE" "--nnodes=$NNODES" "--node_rank=$NODE_RANK"

@@ -12,6 +12,7 @@ from typing import Optional
 import torch
 from fairseq import search
 from fairseq.data import FairseqDataset, iterators
+from fairseq.data.encoders.gpt2_bpe import GPT2BPE
 from fairseq.dataclass import FairseqDataclass
 from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
@@ -22,6 +23,14 @@ from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
 
 logger = logging.getLogger(__name__)
+
+
+class OFAGPT2BPE(GPT2BPE):
+    """fairseq's GPT-2 BPE whose ``decode`` keeps ``<code_i>``/``<bin_i>`` and other ``<...>`` symbols as text,
+    as the original's fairseq fork does (a model may generate them in any task)."""
+
+    def decode(self, x: str) -> str:
+        return self.bpe.decode([tok if tok.startswith("<") else int(tok) for tok in x.split()])
 
 
 @dataclass
@@ -98,8 +107,7 @@ class OFATask(FairseqTask):
         if cfg.bpe not in (None, "gpt2"):
             raise ValueError(f"--bpe {cfg.bpe}: only the GPT-2 BPE is supported (OFA-CN's bert BPE is not)")
         # built here (the original waits for build_model) so datasets load without a model, e.g. in tests
-        self.bpe = self.build_bpe(DictConfig({
-            "_name": "gpt2",
+        self.bpe = OFAGPT2BPE(DictConfig({
             "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
             "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
         }))

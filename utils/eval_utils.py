@@ -41,22 +41,8 @@ def decode_tokens(tokens: torch.Tensor, task, generator) -> str:
 
 
 def bpe_decode(bpe, text: str) -> str:
-    """BPE-decode ``text``, keeping ``<code_i>``/``<bin_i>`` symbols verbatim (a text model may still emit them,
-    and GPT-2 BPE cannot decode them)."""
-    if bpe is None:
-        return text
-    pieces, run = [], []
-    for word in text.split():
-        if word.startswith(("<code_", "<bin_")):
-            if run:
-                pieces.append(bpe.decode(" ".join(run)))
-                run = []
-            pieces.append(" " + word)
-        else:
-            run.append(word)
-    if run:
-        pieces.append(bpe.decode(" ".join(run)))
-    return "".join(pieces)
+    """BPE-decode ``text`` (the task's BPE keeps ``<code_i>``/``<bin_i>`` symbols verbatim)."""
+    return text if bpe is None else bpe.decode(text)
 
 
 def sample_ids(sample: dict) -> list:

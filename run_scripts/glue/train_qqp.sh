@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# GLUE QQP finetuning of OFA-Large (original: run_scripts/glue/train_qqp.sh); values in train_glue.sh.
+[ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
+GLUE_TASK=qqp source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
