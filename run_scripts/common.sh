@@ -153,5 +153,20 @@ OFA_ARCH_FLAGS=(--encoder-normalize-before --decoder-normalize-before --share-de
 OFA_OPTIM_FLAGS=(--weight-decay=0.01 --optimizer=adam "--adam-betas=(0.9,0.999)" --adam-eps=1e-08 --clip-norm=1.0
     --lr-scheduler=polynomial_decay)
 
+# The flags every finetuning script passes alike, from its variables (the original's scripts repeat them):
+#   ofa_finetune_flags SAVE_PATH TASK [UPDATE_FREQ]  ->  OFA_FINETUNE_FLAGS
+# --label-smoothing and --resnet-drop-path-rate only when the script defines LABEL_SMOOTHING /
+# RESNET_DROP_PATH_RATE (SCST and image generation scripts do not use them).
+ofa_finetune_flags() {
+    OFA_FINETUNE_FLAGS=(--selected-cols="$SELECTED_COLS" --bpe-dir="$BPE_DIR" --user-dir="$USER_DIR"
+        ${RESTORE_FILE:+--restore-file="$RESTORE_FILE"} --reset-optimizer --reset-dataloader --reset-meters
+        --save-dir="$1" --task="$2" --arch="$ARCH" --criterion="$CRITERION"
+        ${LABEL_SMOOTHING:+--label-smoothing="$LABEL_SMOOTHING"}
+        --batch-size="$BATCH_SIZE" --update-freq="${3:-$UPDATE_FREQ}" "${OFA_ARCH_FLAGS[@]}"
+        ${RESNET_DROP_PATH_RATE:+--resnet-drop-path-rate="$RESNET_DROP_PATH_RATE"}
+        --encoder-drop-path-rate="$ENCODER_DROP_PATH_RATE" --decoder-drop-path-rate="$DECODER_DROP_PATH_RATE"
+        --dropout="$DROPOUT" --attention-dropout="$ATTENTION_DROPOUT" "${OFA_OPTIM_FLAGS[@]}")
+}
+
 ofa_train() { _ofa_launch train.py "$@"; }
 ofa_evaluate() { _ofa_launch evaluate.py "$@"; }

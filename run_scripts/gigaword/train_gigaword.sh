@@ -38,27 +38,10 @@ for max_epoch in ${MAX_EPOCH:-6}; do
       run="${max_epoch}_${lr}_${noise_ratio}"
       save_path="$SAVE_DIR/$run"
       mkdir -p "$save_path"
+      ofa_finetune_flags "$save_path" gigaword
       ofa_train "$LOG_DIR/$run.log" \
           "$DATA" \
-          --selected-cols="$SELECTED_COLS" \
-          --bpe-dir="$BPE_DIR" \
-          --user-dir="$USER_DIR" \
-          ${RESTORE_FILE:+--restore-file="$RESTORE_FILE"} \
-          --reset-optimizer --reset-dataloader --reset-meters \
-          --save-dir="$save_path" \
-          --task=gigaword \
-          --arch="$ARCH" \
-          --criterion="$CRITERION" \
-          --label-smoothing="$LABEL_SMOOTHING" \
-          --batch-size="$BATCH_SIZE" \
-          --update-freq="$UPDATE_FREQ" \
-          "${OFA_ARCH_FLAGS[@]}" \
-          --resnet-drop-path-rate="$RESNET_DROP_PATH_RATE" \
-          --encoder-drop-path-rate="$ENCODER_DROP_PATH_RATE" \
-          --decoder-drop-path-rate="$DECODER_DROP_PATH_RATE" \
-          --dropout="$DROPOUT" \
-          --attention-dropout="$ATTENTION_DROPOUT" \
-          "${OFA_OPTIM_FLAGS[@]}" --lr="$lr" \
+          "${OFA_FINETUNE_FLAGS[@]}" --lr="$lr" \
           --max-epoch="$max_epoch" --warmup-ratio="$WARMUP_RATIO" \
           --log-format=simple --log-interval=10 \
           --fixed-validation-seed=7 \

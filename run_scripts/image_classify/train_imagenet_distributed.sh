@@ -41,27 +41,10 @@ for total_num_updates in ${TOTAL_NUM_UPDATES:-160000}; do
         run="${total_num_updates}_${warmup_updates}_${lr}_${patch_image_size}"
         save_path="$SAVE_DIR/$run"
         mkdir -p "$save_path"
+        ofa_finetune_flags "$save_path" image_classify
         ofa_train "$LOG_DIR/${run}_rank${NODE_RANK}.log" \
             "$DATA" \
-            --selected-cols="$SELECTED_COLS" \
-            --bpe-dir="$BPE_DIR" \
-            --user-dir="$USER_DIR" \
-            ${RESTORE_FILE:+--restore-file="$RESTORE_FILE"} \
-            --reset-optimizer --reset-dataloader --reset-meters \
-            --save-dir="$save_path" \
-            --task=image_classify \
-            --arch="$ARCH" \
-            --criterion="$CRITERION" \
-            --label-smoothing="$LABEL_SMOOTHING" \
-            --batch-size="$BATCH_SIZE" \
-            --update-freq="$UPDATE_FREQ" \
-            "${OFA_ARCH_FLAGS[@]}" \
-            --resnet-drop-path-rate="$RESNET_DROP_PATH_RATE" \
-            --encoder-drop-path-rate="$ENCODER_DROP_PATH_RATE" \
-            --decoder-drop-path-rate="$DECODER_DROP_PATH_RATE" \
-            --dropout="$DROPOUT" \
-            --attention-dropout="$ATTENTION_DROPOUT" \
-            "${OFA_OPTIM_FLAGS[@]}" --lr="$lr" \
+            "${OFA_FINETUNE_FLAGS[@]}" --lr="$lr" \
             --total-num-update="$total_num_updates" \
             --warmup-updates="$warmup_updates" \
             --log-format=simple --log-interval=10 \
