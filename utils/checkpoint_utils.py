@@ -99,6 +99,18 @@ def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = 
     return state
 
 
+def _layout_hint(state_dict: dict, expected: dict) -> str:
+    """Name the fix when the checkpoint and the model differ in OFA-Sys layout (which has no encoder.pos_ln)."""
+    if "encoder.embed_positions.weight" not in state_dict:
+        return ""
+    checkpoint_ofasys = "encoder.pos_ln.weight" not in state_dict
+    if checkpoint_ofasys == ("encoder.pos_ln.weight" not in expected):
+        return ""
+    if checkpoint_ofasys:
+        return "; the checkpoint is in the OFA-Sys layout (ModelScope's ViT / OFA-6B models): add --use-ofasys"
+    return "; the checkpoint is in the original OFA layout, the model in the OFA-Sys one (--use-ofasys, set by ofa_6b)"
+
+
 def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict: bool = True,
                      model_cfg=None) -> None:
     """Load ``state_dict`` into ``model`` after checking names and shapes; a mismatch is one line naming ``path``."""
@@ -113,7 +125,7 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict
     if problems:
         raise CheckpointError(
             f"{path}: weights do not fit the {type(model).__name__} built from the config "
-            f"({len(problems)} mismatch(es); first: {problems[0]})"
+            f"({len(problems)} mismatch(es); first: {problems[0]}){_layout_hint(state_dict, expected)}"
         )
     if model_cfg is not None:
         model.load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)

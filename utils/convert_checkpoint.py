@@ -9,9 +9,12 @@ embeddings, always carry NormFormer's per-head gains ``c_attn`` and fold ``--sca
 ``normformer`` flag. Relative-position tables and fairseq's ``version`` entries are computed, not learned: they are
 rebuilt for the target layout instead of copied. Tensors are moved, never copied or cast, so a round trip is exact.
 
-Same tensors do not always mean the same function: the ports add token positions to the decoder input only with
-``entangle_position_embedding`` (the original adds them unless ``--disable-entangle``), and OFA-Sys' transformers
-port scales attention by a fixed factor 2 whatever ``attn_scale_factor`` says.
+ViT encoders (and OFA-6B) exist in the ports only in their OFA-Sys layout (``use_ofasys``), which is our
+``--use-ofasys``; ResNet models convert in the original layout.
+
+Same tensors do not always mean the same function: in the original layout the ports add token positions to the
+decoder input only with ``entangle_position_embedding`` (the original adds them unless ``--disable-entangle``), and
+OFA-Sys' transformers port scales attention by a fixed factor 2 whatever ``attn_scale_factor`` says.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ if __name__ == "__main__":  # run as a script: import our packages from the repo
 from fairseq.data import Dictionary  # noqa: E402
 
 from models.ofa.backbone import VIT_ALIASES  # noqa: E402
+from models.ofa.vit import VIT_CONFIGS  # noqa: E402
 from models.ofa.layers import MultiheadAttention  # noqa: E402
 from models.ofa.ofa import ARCH_SIZES, ARCH_SIZES_VIT, build_ofa_model  # noqa: E402
 from utils.checkpoint_utils import CheckpointError, save_checkpoint_file, torch_load_safely  # noqa: E402
@@ -65,7 +69,8 @@ HF_CONFIG_DEFAULTS = {
     "resnet_type": "resnet101", "token_bucket_size": 256, "image_bucket_size": 42, "add_type_embedding": True,
     "share_decoder_input_output_embed": True, "attn_scale_factor": 2.0, "code_image_size": 128,
     "entangle_position_embedding": False, "disable_entangle": False, "interpolate_position": False,
-    "share_attn_bias": False, "use_image_feature": True, "use_ofasys": False,
+    "share_attn_bias": False, "use_image_feature": True, "use_ofasys": False, "vit_type": "vit_base",
+    "vit_drop_path_rate": 0.0, "use_gamma_feature": False, "exclude_mlp": True, "temperature_init_value": None,
 }
 # Config fields with the same name and meaning on both sides.
 SAME_NAME_FIELDS = (
@@ -78,18 +83,17 @@ SAME_NAME_FIELDS = (
 )
 # HF options whose non-default value builds a model ours has no counterpart for.
 HF_UNSUPPORTED = {
-    "use_ofasys": "the OFA-Sys layout (ViT encoders, OFA-6B) drops encoder.pos_ln, the decoder's image position "
-                  "tables and the position layer norms, and adds decoder.type_embedding",
     "share_attn_bias": "one relative-position table shared by all layers",
     "use_image_feature": "a text-only model without image encoder",
     "share_decoder_input_output_embed": "an output projection apart from the shared token embeddings",
+    "use_gamma_feature": "learned layer-scale gains (weight_self_attn, weight_cross_attn, weight_ffn)",
+    "exclude_mlp": "an mlp_head on top of the model",
+    "temperature_init_value": "a learned temperature (temp)",
 }
 # Our options the ports cannot express.
 FAIRSEQ_UNSUPPORTED = {
     "scale_resids": "NormFormer residual scales (w_resid)", "adapter": "adapters", "encoder_prompt": "prompt tuning",
     "decoder_prompt": "prompt tuning", "timm_backbone": "timm image encoders",
-    "vit_type": "the ports build ViT encoders only in their OFA-Sys layout (use_ofasys=True), whose position "
-                "layers differ from ours",
 }
 # fairseq activation names -> transformers ACT2FN names.
 ACTIVATIONS = {"gelu": "gelu", "relu": "relu", "gelu_accurate": "gelu_new", "tanh": "tanh", "linear": "linear"}
@@ -147,9 +151,10 @@ class OurLayout:
         for name, tensor in entries.items():
             groups.setdefault(id(tensor), []).append(name)
         args = model.args
-        computed = dict(_computed_tables(args.token_bucket_size, args.image_bucket_size, args.code_image_size))
+        tables = _computed_tables(args.token_bucket_size, args.image_bucket_size, args.code_image_size)
+        computed = {name: table for name, table in tables.items() if name in entries}  # OFA-Sys: fewer tables
         for name, table in computed.items():
-            if name not in entries or entries[name].shape != table.shape:
+            if entries[name].shape != table.shape:
                 raise RuntimeError(f"computed table {name} does not fit the model built for --arch {arch}")
         head_gains = {name: module.num_heads for name, module in model.named_modules()
                       if isinstance(module, MultiheadAttention)}
@@ -215,8 +220,9 @@ def _hf_code_positions(ours: Tensor, code_image_size: int) -> Tensor:
 def _hf_buffers(layout: OurLayout) -> StateDict:
     """The ports' computed tables: ours except fairseq's ``version`` and the differently padded code positions."""
     buffers = {name: t for name, t in layout.computed.items() if not name.endswith(".version")}
-    buffers["decoder.image_position_idx"] = _hf_code_positions(buffers["decoder.image_position_idx"],
-                                                               layout.args.code_image_size)
+    if "decoder.image_position_idx" in buffers:
+        buffers["decoder.image_position_idx"] = _hf_code_positions(buffers["decoder.image_position_idx"],
+                                                                   layout.args.code_image_size)
     return buffers
 
 
@@ -231,8 +237,9 @@ def _hf_shapes(layout: OurLayout) -> Tuple[Dict[str, Tuple[int, ...]], StateDict
 
 
 def _nearest_arch(embed_dim: int, layers: Tuple[int, int], heads: int, ffn_dim: int, backbone: str) -> str:
-    """The registered arch with these sizes, else the one of the nearest width (sizes are set explicitly anyway)."""
-    sizes = {**ARCH_SIZES, **ARCH_SIZES_VIT}
+    """The registered arch with these sizes, else the one of the nearest width (sizes are set explicitly anyway)
+    among the archs of the same kind of image encoder (the arch picks the encoder when none is set)."""
+    sizes = ARCH_SIZES_VIT if backbone in VIT_CONFIGS else ARCH_SIZES
     for arch, (dim, arch_layers, arch_heads, arch_backbone) in sizes.items():
         if (dim, tuple(arch_layers), arch_heads, 4 * dim, arch_backbone) == (embed_dim, layers, heads, ffn_dim,
                                                                               backbone):
@@ -252,7 +259,14 @@ def fairseq_overrides_from_hf_config(config: Mapping[str, Any]) -> Dict[str, Any
         raise CheckpointLayoutError(f"config.json: activation_function={config['activation_function']!r} is not "
                                     f"one of {sorted(ACTIVATIONS.values())}")
     overrides = {name: config[name] for name in SAME_NAME_FIELDS}
+    backbone = config["resnet_type"]
+    if config["use_ofasys"]:  # the ports' OFA-Sys layout always has a ViT encoder
+        backbone = config["vit_type"]
+        if backbone not in VIT_CONFIGS:
+            raise CheckpointLayoutError(f"config.json: vit_type={backbone!r} is not one of {sorted(VIT_CONFIGS)}")
+        overrides.update(vit_type=backbone, resnet_drop_path_rate=config["vit_drop_path_rate"])
     overrides.update(
+        use_ofasys=config["use_ofasys"],
         encoder_embed_dim=config["d_model"], decoder_embed_dim=config["d_model"],
         decoder_output_dim=config["d_model"], encoder_ffn_embed_dim=config["encoder_ffn_dim"],
         decoder_ffn_embed_dim=config["decoder_ffn_dim"], activation_fn=activation,
@@ -265,7 +279,7 @@ def fairseq_overrides_from_hf_config(config: Mapping[str, Any]) -> Dict[str, Any
     if "orig_patch_image_size" in config:
         overrides["orig_patch_image_size"] = config["orig_patch_image_size"]
     arch = _nearest_arch(config["d_model"], (config["encoder_layers"], config["decoder_layers"]),
-                         config["encoder_attention_heads"], config["encoder_ffn_dim"], config["resnet_type"])
+                         config["encoder_attention_heads"], config["encoder_ffn_dim"], backbone)
     return {"arch": arch, **overrides}
 
 
@@ -274,9 +288,13 @@ def hf_config_from_fairseq_args(args: argparse.Namespace, vocab_size: int) -> Di
     for option, meaning in FAIRSEQ_UNSUPPORTED.items():
         if getattr(args, option, None):
             raise CheckpointLayoutError(f"--{option.replace('_', '-')} has no Hugging Face counterpart: {meaning}")
-    if args.resnet_type in VIT_ALIASES:
-        raise CheckpointLayoutError(f"--resnet-type {args.resnet_type} has no Hugging Face counterpart: "
-                                    f"{FAIRSEQ_UNSUPPORTED['vit_type']}")
+    vit_type = args.vit_type or VIT_ALIASES.get(args.resnet_type)
+    if vit_type and not args.use_ofasys:
+        raise CheckpointLayoutError(f"--vit-type {vit_type} has no Hugging Face counterpart without --use-ofasys: "
+                                    "the ports build ViT encoders only in their OFA-Sys layout")
+    if args.use_ofasys and not vit_type:
+        raise CheckpointLayoutError("--use-ofasys without --vit-type has no Hugging Face counterpart: the ports' "
+                                    "OFA-Sys layout always has a ViT encoder")
     for ours, theirs, hf_name in (
         ("encoder_embed_dim", "decoder_embed_dim", "d_model"), ("decoder_embed_dim", "decoder_output_dim", "d_model"),
         ("max_source_positions", "max_target_positions", "max_position_embeddings"),
@@ -299,8 +317,10 @@ def hf_config_from_fairseq_args(args: argparse.Namespace, vocab_size: int) -> Di
         decoder_ffn_dim=args.decoder_ffn_embed_dim, activation_function=ACTIVATIONS[args.activation_fn],
         scale_embedding=not args.no_scale_embedding, normformer=args.scale_attn, scale_heads=args.scale_heads,
         max_position_embeddings=args.max_source_positions, orig_patch_image_size=args.orig_patch_image_size,
-        use_ofasys=False,
+        use_ofasys=bool(args.use_ofasys),
     )
+    if args.use_ofasys:
+        config.update(vit_type=vit_type, vit_drop_path_rate=args.resnet_drop_path_rate)
     return config
 
 
@@ -456,7 +476,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         else:
             hf_config = fairseq_file_to_hf_dir(args.checkpoint, args.out_dir, ast.literal_eval(args.model_overrides))
             print(f"wrote {args.out_dir} (d_model {hf_config['d_model']}, {hf_config['encoder_layers']}+"
-                  f"{hf_config['decoder_layers']} layers, {hf_config['resnet_type']})")
+                  f"{hf_config['decoder_layers']} layers, "
+                  f"{hf_config['vit_type'] if hf_config['use_ofasys'] else hf_config['resnet_type']})")
     except CheckpointLayoutError as err:
         print(f"error: {source}: {err}", file=sys.stderr)
         return 1

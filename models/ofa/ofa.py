@@ -87,6 +87,10 @@ class OFAModelConfig:
     entangle_position_embedding: bool = field(default=False, metadata={
         "help": "add absolute positions to encoder inputs"})
     disable_entangle: bool = field(default=False, metadata={"help": "do not add positions to decoder inputs"})
+    use_ofasys: bool = field(default=False, metadata={
+        "help": "the OFA-Sys layout of ModelScope's ViT and OFA-6B checkpoints (default of ofa_6b): positions "
+                "without layer norm, no position-bias projections with --entangle-position-embedding, decoder "
+                "positions added only with it, no image-code generation"})
     sync_bn: bool = field(default=False, metadata={"help": "synchronised BatchNorm in the resnet"})
     scale_attn: bool = field(default=False, metadata={"help": "NormFormer: layer norm after attention"})
     scale_fc: bool = field(default=False, metadata={"help": "NormFormer: layer norm inside the FFN"})
@@ -353,13 +357,19 @@ def base_architecture(args) -> None:
 
 
 def _size_architecture(embed_dim: int, layers: tuple[int, int], heads: int, backbone: str):
-    """An arch function setting the sizes of one OFA model, leaving user-set values alone."""
+    """An arch function setting the sizes of one OFA model, leaving user-set values alone.
+
+    ViT archs (OFA-6B) default to the OFA-Sys layout their released checkpoint has.
+    """
 
     def arch(args) -> None:
         defaults = {"encoder_embed_dim": embed_dim, "encoder_ffn_embed_dim": 4 * embed_dim,
                     "encoder_layers": layers[0], "decoder_layers": layers[1], "encoder_attention_heads": heads,
-                    "decoder_attention_heads": heads,
-                    ("vit_type" if backbone in VIT_CONFIGS else "resnet_type"): backbone}
+                    "decoder_attention_heads": heads}
+        if backbone in VIT_CONFIGS:
+            defaults.update(vit_type=backbone, use_ofasys=True)
+        else:
+            defaults["resnet_type"] = backbone
         for name, value in defaults.items():
             if getattr(args, name, None) is None:
                 setattr(args, name, value)
@@ -375,7 +385,7 @@ ARCH_SIZES = {
     "ofa_large": (1024, (12, 12), 16, "resnet152"),
     "ofa_huge": (1280, (24, 12), 16, "resnet152"),
 }
-# OFA-6B (ModelScope): hidden 2560, 32 heads, 36 + 24 layers, CLIP ViT-huge image encoder.
+# OFA-6B (ModelScope): hidden 2560, 32 heads, 36 + 24 layers, CLIP ViT-huge image encoder, OFA-Sys layout.
 ARCH_SIZES_VIT = {"ofa_6b": (2560, (36, 24), 32, "vit_huge")}
 for _arch_name, _sizes in {**ARCH_SIZES, **ARCH_SIZES_VIT}.items():
     register_model_architecture("ofa", _arch_name)(_size_architecture(*_sizes))

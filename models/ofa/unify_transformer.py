@@ -87,16 +87,18 @@ def _build_prompt_encoder(args, side: str) -> Optional[PromptEncoder]:
 class _RelativePositions(nn.Module):
     """Bucket tables (computed, saved as buffers like the original) and per-layer learned bias tables."""
 
-    def _init_relative_positions(self, args, num_layers: int, num_heads: int) -> None:
-        token_bucket_size, image_bucket_size = args.token_bucket_size, args.image_bucket_size
-        token_num_rel_dis = 2 * token_bucket_size - 1
-        image_num_rel_dis = (2 * image_bucket_size - 1) ** 2 + 3
+    def _init_relative_positions(self, args, num_layers: int, num_heads: int, image_tables: bool = True) -> None:
+        token_num_rel_dis = 2 * args.token_bucket_size - 1
         self.token_rel_pos_table_list = nn.ModuleList(
             [Embedding(token_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
-        self.image_rel_pos_table_list = nn.ModuleList(
-            [Embedding(image_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
-        self.register_buffer("token_rp_bucket", make_token_bucket_position(token_bucket_size))
-        self.register_buffer("image_rp_bucket", make_image_bucket_position(image_bucket_size, image_num_rel_dis))
+        if image_tables:
+            image_num_rel_dis = (2 * args.image_bucket_size - 1) ** 2 + 3
+            self.image_rel_pos_table_list = nn.ModuleList(
+                [Embedding(image_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
+        self.register_buffer("token_rp_bucket", make_token_bucket_position(args.token_bucket_size))
+        if image_tables:
+            self.register_buffer("image_rp_bucket",
+                                 make_image_bucket_position(args.image_bucket_size, image_num_rel_dis))
 
     def token_rel_pos_bias(self, seq_len: int, idx: int, num_queries: Optional[int] = None) -> Tensor:
         """(H, Q, T) bias from the last ``num_queries`` (default all T) text positions to all, for layer ``idx``."""
@@ -110,6 +112,13 @@ class _RelativePositions(nn.Module):
     def computed_buffers(self) -> Dict[str, Tensor]:
         """Buffers derived from the config, not learned: restored on load whatever a checkpoint holds."""
         return {name: buf for name, buf in self.named_buffers(recurse=False) if name != "version"}
+
+
+def _position_bias_projections(args, embed_dim: int) -> tuple[Optional[nn.Linear], Optional[nn.Linear]]:
+    """The query/key projections of absolute positions; the OFA-Sys layout with entangled positions has none."""
+    if args.use_ofasys and args.entangle_position_embedding:
+        return None, None
+    return nn.Linear(embed_dim, embed_dim), nn.Linear(embed_dim, embed_dim)
 
 
 class TransformerEncoder(FairseqEncoder, _RelativePositions):
@@ -139,11 +148,13 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         self.patch_layernorm_embedding = LayerNorm(embed_dim) if args.patch_layernorm_embedding else None
         self.embed_positions = Embedding(args.max_source_positions + 2, embed_dim)
         self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
-        self.pos_ln = LayerNorm(embed_dim)
+        # The OFA-Sys layout feeds positions to the bias projections without layer norm (its image_pos_ln is
+        # stored, unused).
+        self.use_ofasys = args.use_ofasys
+        self.pos_ln = None if self.use_ofasys else LayerNorm(embed_dim)
         self.image_pos_ln = LayerNorm(embed_dim)
         self.pos_scaling = float(embed_dim / args.encoder_attention_heads * args.attn_scale_factor) ** -0.5
-        self.pos_q_linear = nn.Linear(embed_dim, embed_dim)
-        self.pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.pos_q_linear, self.pos_k_linear = _position_bias_projections(args, embed_dim)
         rates = _drop_path_rates(args.encoder_drop_path_rate, args.encoder_layers)
         self.layers = nn.ModuleList([TransformerEncoderLayer(args, drop_path_rate=r) for r in rates])
         self.layer_norm = LayerNorm(embed_dim) if args.encoder_normalize_before else None
@@ -219,11 +230,11 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
                 mask[~patch_masks] = True
             parts.append(self._embed_image(features, image_pos, type_id))
             padding.append(mask)
-            positions.append(self.image_pos_ln(image_pos))
+            positions.append(image_pos if self.use_ofasys else self.image_pos_ln(image_pos))
             image_buckets.append(self.image_rp_bucket[position_ids[:, :, None], position_ids[:, None, :]])
         parts.append(self._embed_text(src_tokens, text_pos, token_embeddings))
         padding.append(src_tokens.eq(self.padding_idx))
-        positions.append(self.pos_ln(text_pos))
+        positions.append(text_pos if self.pos_ln is None else self.pos_ln(text_pos))
         x, padding_mask, pos_embed = torch.cat(parts, 1), torch.cat(padding, 1), torch.cat(positions, 1)
 
         has_pads = bool(padding_mask.any())
@@ -233,9 +244,12 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
 
         total = pos_embed.size(1)
         heads = self.num_attention_heads
-        pos_q = self.pos_q_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2) * self.pos_scaling
-        pos_k = self.pos_k_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2)
-        abs_pos_bias = torch.matmul(pos_q, pos_k.transpose(2, 3))
+        if self.pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs: no absolute bias
+            abs_pos_bias = x.new_zeros(bsz, heads, total, total)
+        else:
+            pos_q = self.pos_q_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2) * self.pos_scaling
+            pos_k = self.pos_k_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2)
+            abs_pos_bias = torch.matmul(pos_q, pos_k.transpose(2, 3))
 
         encoder_states = [x] if return_all_hiddens else []
         prompts = self.encoder_prompt_encoder(bsz) if self.encoder_prompt_encoder is not None else None
@@ -290,21 +304,30 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         self.num_attention_heads = args.decoder_attention_heads
         self.embed_scale = 1.0 if args.no_scale_embedding else math.sqrt(embed_dim)
         # The original tests ``entangle_position_embedding is not None``, so token positions are always
-        # added to the decoder input unless --disable-entangle is set.
-        self.add_positions_to_input = not args.disable_entangle
+        # added to the decoder input unless --disable-entangle is set; the OFA-Sys layout adds them only
+        # with --entangle-position-embedding.
+        self.use_ofasys = args.use_ofasys
+        self.add_positions_to_input = not args.disable_entangle and (
+            args.entangle_position_embedding or not self.use_ofasys)
         self.dropout = nn.Dropout(args.dropout)
 
         self.embed_tokens = embed_tokens
         self.layernorm_embedding = LayerNorm(embed_dim) if args.layernorm_embedding else None
         self.embed_positions = Embedding(args.max_target_positions + 2, embed_dim)
-        self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
-        self.pos_ln = LayerNorm(embed_dim)
-        self.image_pos_ln = LayerNorm(embed_dim)
+        if self.use_ofasys:
+            # OFA-Sys layout: text only (no image-code positions), raw positions, a one-row type embedding
+            # (stored, unused).
+            self.type_embedding = Embedding(1, embed_dim) if args.add_type_embedding else None
+            self.embed_image_positions = self.pos_ln = self.image_pos_ln = None
+        else:
+            self.embed_image_positions = Embedding(args.image_bucket_size ** 2 + 1, embed_dim)
+            self.pos_ln = LayerNorm(embed_dim)
+            self.image_pos_ln = LayerNorm(embed_dim)
         self.pos_scaling = float(embed_dim / self.num_attention_heads * args.attn_scale_factor) ** -0.5
-        self.self_pos_q_linear = nn.Linear(embed_dim, embed_dim)
-        self.self_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.self_pos_q_linear, self.self_pos_k_linear = _position_bias_projections(args, embed_dim)
         self.cross_pos_q_linear = nn.Linear(embed_dim, embed_dim)
         self.cross_pos_k_linear = nn.Linear(embed_dim, embed_dim)
+        self.abs_position_biases = self.self_pos_q_linear is not None
         self.code_layernorm_embedding = LayerNorm(embed_dim) if args.code_layernorm_embedding else None
         rates = _drop_path_rates(args.decoder_drop_path_rate, args.decoder_layers)
         self.layers = nn.ModuleList([TransformerDecoderLayer(args, drop_path_rate=r) for r in rates])
@@ -315,11 +338,13 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         else:
             self.output_projection = nn.Linear(embed_dim, len(dictionary), bias=False)
             nn.init.normal_(self.output_projection.weight, mean=0, std=embed_dim ** -0.5)
-        self._init_relative_positions(args, args.decoder_layers, self.num_attention_heads)
-        window = args.code_image_size // 8
-        code_ids = torch.cat([torch.tensor([0]), grid_position_ids(window, window, args.image_bucket_size)])
-        padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long)
-        self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
+        self._init_relative_positions(args, args.decoder_layers, self.num_attention_heads,
+                                      image_tables=not self.use_ofasys)
+        if not self.use_ofasys:
+            window = args.code_image_size // 8
+            code_ids = torch.cat([torch.tensor([0]), grid_position_ids(window, window, args.image_bucket_size)])
+            padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long)
+            self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
 
     def _abs_pos_bias(self, q_pos: Tensor, k_pos: Tensor, q_linear: nn.Module, k_linear: nn.Module) -> Tensor:
         bsz, heads = q_pos.size(0), self.num_attention_heads
@@ -329,12 +354,17 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
 
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int):
         """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross."""
+        if not self.abs_position_biases:  # OFA-Sys layout, positions entangled into the inputs
+            bsz, heads = tgt_pos.size(0), self.num_attention_heads
+            return (tgt_pos.new_zeros(bsz, heads, num_queries, tgt_pos.size(1)),
+                    tgt_pos.new_zeros(bsz, heads, num_queries, src_pos.size(1)))
+
         def biases(pos: Tensor) -> tuple[Tensor, Tensor]:
             queries = pos[:, -num_queries:]
             return (self._abs_pos_bias(queries, pos, self.self_pos_q_linear, self.self_pos_k_linear),
                     self._abs_pos_bias(queries, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear))
 
-        self_bias, cross_bias = biases(self.pos_ln(tgt_pos))
+        self_bias, cross_bias = biases(tgt_pos if self.pos_ln is None else self.pos_ln(tgt_pos))
         if code_masks is not None and code_masks.any():
             image_self, image_cross = biases(self.image_pos_ln(tgt_pos))
             mask = code_masks.view(-1, 1, 1, 1)
@@ -392,6 +422,8 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
                        if encoder_out and encoder_out["encoder_padding_mask"] else None)
 
         tgt_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device).expand(bsz, -1))
+        if code_masks is not None and code_masks.any() and self.use_ofasys:
+            raise ValueError("--use-ofasys decoders have no image-code positions: they cannot generate images")
         if code_masks is not None and code_masks.any():
             image_ids = self.image_position_idx[:tgt_len].expand(bsz, -1)
             tgt_pos = torch.where(code_masks.view(-1, 1, 1), self.embed_image_positions(image_ids), tgt_pos)

@@ -1,4 +1,4 @@
-"""ViT and timm image encoders, and the ViT-based ofa_6b architecture."""
+"""ViT and timm image encoders, the OFA-Sys layout (--use-ofasys) and the ViT-based ofa_6b architecture."""
 import pytest
 import torch
 
@@ -26,6 +26,15 @@ def test_vit_parameter_count_and_layout(vit_type):
     assert "conv1.bias" not in names
 
 
+@pytest.mark.parametrize("vit_type", list(VIT_CONFIGS))
+def test_every_vit_gives_a_width_channel_patch_grid(vit_type):
+    resolution, patch, width, _, _ = VIT_CONFIGS[vit_type]
+    with torch.device("meta"):  # shapes without computing
+        vit = build_vit(vit_type)
+        for size in (resolution, resolution + 2 * patch):  # native and interpolated position grids
+            assert vit(torch.empty(2, 3, size, size)).shape == (2, width, size // patch, size // patch)
+
+
 @pytest.mark.parametrize("resolution", [224, 256])
 def test_vit_output_shape_and_position_interpolation(resolution):
     torch.manual_seed(0)
@@ -46,8 +55,9 @@ def test_ofa_6b_architecture_on_meta_device():
     assert (args.encoder_embed_dim, args.encoder_ffn_embed_dim, args.encoder_attention_heads) == (2560, 10240, 32)
     assert (len(model.encoder.layers), len(model.decoder.layers)) == (36, 24)
     assert model.encoder.image_proj.weight.shape == (2560, 1280)
+    assert args.use_ofasys and args.vit_type == "vit_huge"  # the layout of the released OFA-6B
     count = sum(p.numel() for p in model.parameters())
-    assert 6.0e9 < count < 6.1e9, count
+    assert count == 6_037_007_744, count
 
 
 @pytest.mark.parametrize("option", [dict(vit_type="vit_base"), dict(resnet_type="ViT-B/16")])
@@ -100,3 +110,79 @@ def test_backbone_weights_path_survives_model_initialisation(tmp_path, encoder):
         assert torch.equal(loaded.encoder.embed_images.state_dict()[name], value), name
     with pytest.raises(RuntimeError, match="do not fit"):
         build_ofa_model("ofa_tiny", **SMALL, resnet_type="resnet50", resnet_model_path=str(path))
+
+
+def ofasys_inputs(seed: int = 1) -> dict:
+    generator = torch.Generator().manual_seed(seed)
+    src = torch.randint(4, 1000, (2, 6), generator=generator)
+    src[1, :2] = 1
+    return dict(src_tokens=src, src_lengths=src.ne(1).sum(1), prev_output_tokens=torch.randint(4, 1000, (2, 4),
+                                                                                               generator=generator),
+                patch_images=torch.randn(2, 3, 64, 64, generator=generator), patch_masks=torch.tensor([True, False]))
+
+
+def perturbed(model):
+    """Every parameter moved off its initial constant (zero bias tables, unit layer norms)."""
+    torch.manual_seed(0)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.rand_like(param) * 0.1)
+    return model.eval()
+
+
+def outputs_after(model, edit) -> tuple[torch.Tensor, torch.Tensor]:
+    with torch.no_grad():
+        before = model(**ofasys_inputs())[0]
+        edit(model)
+        return before, model(**ofasys_inputs())[0]
+
+
+@pytest.mark.parametrize("entangle", [False, True])
+def test_ofasys_layout_tensors_and_what_they_feed(entangle):
+    model = perturbed(build_ofa_model("ofa_tiny", **SMALL, vit_type="vit_base", use_ofasys=True,
+                                      entangle_position_embedding=entangle))
+    names = set(model.state_dict())
+    assert "encoder.pos_ln.weight" not in names and "encoder.image_pos_ln.weight" in names
+    assert model.decoder.type_embedding.weight.shape == (1, 64)
+    assert not {"decoder.pos_ln.weight", "decoder.image_pos_ln.weight", "decoder.embed_image_positions.weight",
+                "decoder.image_rel_pos_table_list.0.weight", "decoder.image_rp_bucket",
+                "decoder.image_position_idx"} & names
+    assert ("encoder.pos_q_linear.weight" in names) == (not entangle)
+    assert ("decoder.self_pos_q_linear.weight" in names) == (not entangle)
+    assert "decoder.cross_pos_q_linear.weight" in names
+
+    # Stored but unused, as in the port: the encoder's image_pos_ln and the decoder's type embedding.
+    def unused(m):
+        m.encoder.image_pos_ln.weight.mul_(3)
+        m.decoder.type_embedding.weight.add_(1)
+
+    before, after = outputs_after(model, unused)
+    assert torch.equal(before, after)
+    # Positions enter the encoder without layer norm: scaling them changes the result.
+    before, after = outputs_after(model, lambda m: m.encoder.embed_positions.weight.mul_(3))
+    assert not torch.allclose(before, after)
+    if entangle:  # no absolute-position projections: the cross-attention ones are stored but unused
+        before, after = outputs_after(model, lambda m: m.decoder.cross_pos_q_linear.weight.mul_(3))
+        assert torch.equal(before, after)
+
+
+@pytest.mark.parametrize("options, added", [
+    (dict(vit_type="vit_base", use_ofasys=True), False),
+    (dict(vit_type="vit_base", use_ofasys=True, entangle_position_embedding=True), True),
+    (dict(resnet_type="resnet18"), True),  # the original layout: unless --disable-entangle
+])
+def test_decoder_adds_token_positions_to_its_input(options, added):
+    model = perturbed(build_ofa_model("ofa_tiny", **SMALL, **options))
+    with torch.no_grad():  # no position biases: positions can then only reach the output through the input
+        for name in ("self_pos_q_linear", "self_pos_k_linear", "cross_pos_q_linear", "cross_pos_k_linear"):
+            if getattr(model.decoder, name) is not None:
+                getattr(model.decoder, name).weight.zero_()
+                getattr(model.decoder, name).bias.zero_()
+    before, after = outputs_after(model, lambda m: m.decoder.embed_positions.weight.mul_(3))
+    assert torch.equal(before, after) != added
+
+
+def test_ofasys_decoder_refuses_image_codes():
+    model = build_ofa_model("ofa_tiny", **SMALL, vit_type="vit_base", use_ofasys=True).eval()
+    with pytest.raises(ValueError, match="no image-code positions"):
+        model(**ofasys_inputs(), code_masks=torch.tensor([True, False]))

@@ -12,7 +12,7 @@ import torch
 from data.dictionary import load_ofa_dictionary
 from models.ofa import OFAModel, build_ofa_model
 from models.ofa.ofa import ARCH_SIZES, ARCH_SIZES_VIT
-from utils.checkpoint_utils import load_checkpoint_to_cpu, load_model_state, torch_load_safely
+from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, torch_load_safely
 from utils.convert_checkpoint import (
     CheckpointLayoutError,
     convert_fairseq_to_hf,
@@ -34,7 +34,7 @@ HF_ENCODER_MODULES = {"embed_tokens", "layernorm_embedding", "type_embedding", "
                       "patch_layernorm_embedding", "embed_positions", "embed_image_positions", "pos_ln",
                       "image_pos_ln", "pos_q_linear", "pos_k_linear", "layers", "layer_norm",
                       "token_rel_pos_table_list", "image_rel_pos_table_list", "token_rp_bucket", "image_rp_bucket"}
-HF_DECODER_MODULES = {"embed_tokens", "layernorm_embedding", "embed_positions", "embed_image_positions", "pos_ln",
+HF_DECODER_MODULES = {"embed_tokens", "layernorm_embedding", "type_embedding", "embed_positions", "embed_image_positions", "pos_ln",
                       "image_pos_ln", "self_pos_q_linear", "self_pos_k_linear", "cross_pos_q_linear",
                       "cross_pos_k_linear", "code_layernorm_embedding", "layers", "layer_norm", "output_projection",
                       "token_rel_pos_table_list", "image_rel_pos_table_list", "token_rp_bucket", "image_rp_bucket",
@@ -96,16 +96,18 @@ def test_every_arch_maps_names_and_shapes_both_ways(arch, shared):
         assert module in HF_TOP_MODULES[side], hf_name
         if module == "layers":
             assert rest[1] in HF_LAYER_MODULES[side], hf_name
-    if arch in ARCH_SIZES_VIT:
-        return  # refused: see test_layouts_without_counterpart_are_refused
 
     hf_state, config = convert_fairseq_to_hf({"model": state, "cfg": {"model": model.args}})
-    embed_dim, (encoder_layers, decoder_layers), heads, backbone = ARCH_SIZES[arch]
+    embed_dim, (encoder_layers, decoder_layers), heads, backbone = {**ARCH_SIZES, **ARCH_SIZES_VIT}[arch]
     assert (config["d_model"], config["encoder_layers"], config["decoder_layers"]) == (embed_dim, encoder_layers,
                                                                                        decoder_layers)
-    assert (config["encoder_attention_heads"], config["resnet_type"], config["normformer"]) == (heads, backbone, True)
+    vit = arch in ARCH_SIZES_VIT  # OFA-6B: the ports' OFA-Sys layout
+    assert config["use_ofasys"] == vit
+    assert (config["encoder_attention_heads"], config["vit_type" if vit else "resnet_type"],
+            config["normformer"]) == (heads, backbone, True)
     assert set(hf_state) == {to_hf_name(name) for name in state if not name.endswith(".version")}
-    assert hf_state["decoder.image_position_idx"].shape == (1025,)  # the ports' padding, not ours
+    if not vit:
+        assert hf_state["decoder.image_position_idx"].shape == (1025,)  # the ports' padding, not ours
     back, options = convert_hf_to_fairseq(hf_state, config)
     assert options["arch"] == arch
     assert list(back) == list(state)
@@ -126,6 +128,40 @@ def test_tiny_round_trip_is_exact(tiny_model):
         expected, _ = tiny_model(**tiny_inputs())
         actual, _ = rebuilt(**tiny_inputs())
     assert torch.equal(actual, expected)
+
+
+@pytest.mark.parametrize("entangle", [False, True])
+def test_ofasys_vit_round_trip_is_exact(entangle):
+    torch.manual_seed(0)
+    options = dict(TINY, resnet_type="resnet50", vit_type="vit_base", use_ofasys=True, resnet_drop_path_rate=0.1,
+                   entangle_position_embedding=entangle)
+    model = build_ofa_model("ofa_tiny", **options, **RELEASED).eval()
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(torch.rand_like(param) * 0.1)
+    state = model.state_dict()
+    hf_state, config = convert_fairseq_to_hf({"model": state, "cfg": {"model": model.args}})
+    assert (config["use_ofasys"], config["vit_type"], config["vit_drop_path_rate"]) == (True, "vit_base", 0.1)
+    assert config["entangle_position_embedding"] == entangle
+    assert ("encoder.pos_q_linear.weight" in hf_state) != entangle and "decoder.type_embedding.weight" in hf_state
+    back, options = convert_hf_to_fairseq(hf_state, json.loads(json.dumps(config)))
+    assert_same_state(back, state)
+    assert (options["use_ofasys"], options["vit_type"], options["resnet_drop_path_rate"]) == (True, "vit_base", 0.1)
+    rebuilt = build_ofa_model(options.pop("arch"), **options).eval()
+    rebuilt.load_state_dict(back)
+    with torch.no_grad():
+        expected, _ = model(**tiny_inputs())
+        actual, _ = rebuilt(**tiny_inputs())
+    assert torch.equal(actual, expected)
+
+
+def test_loading_across_layouts_names_the_option():
+    ofasys = build_ofa_model("ofa_tiny", **TINY, vit_type="vit_base", use_ofasys=True)
+    standard = build_ofa_model("ofa_tiny", **TINY, vit_type="vit_base")
+    with pytest.raises(CheckpointError, match="OFA-Sys layout .*: add --use-ofasys"):
+        load_model_state(standard, ofasys.state_dict(), "ofa_6b.pt")
+    with pytest.raises(CheckpointError, match="original OFA layout, the model in the OFA-Sys one"):
+        load_model_state(ofasys, standard.state_dict(), "ofa_large.pt")
 
 
 def test_without_head_gains_the_ports_get_ones_and_we_get_them_back():
@@ -211,12 +247,17 @@ def test_unknown_missing_or_misshapen_tensors_name_the_first_offender(tiny_model
 
 
 def test_layouts_without_counterpart_are_refused():
-    with pytest.raises(CheckpointLayoutError, match="use_ofasys=True"):
-        convert_hf_to_fairseq({}, {"d_model": 2560, "use_ofasys": True, "vit_type": "vit_huge"})
-    with torch.device("meta"):
-        model = build_ofa_model("ofa_6b", **RELEASED)
-    with pytest.raises(CheckpointLayoutError, match="--vit-type"):
-        convert_fairseq_to_hf({"model": model.state_dict(keep_vars=True), "cfg": {"model": model.args}})
+    with pytest.raises(CheckpointLayoutError, match="use_gamma_feature=True has no counterpart"):
+        convert_hf_to_fairseq({}, {"d_model": 2560, "use_ofasys": True, "use_gamma_feature": True})
+    with pytest.raises(CheckpointLayoutError, match="vit_type='vit_tiny' is not one of"):
+        convert_hf_to_fairseq({}, {"use_ofasys": True, "vit_type": "vit_tiny"})
+    for options, message in ((dict(vit_type="vit_base"), "--vit-type vit_base has no Hugging Face counterpart "
+                                                         "without --use-ofasys"),
+                             (dict(use_ofasys=True), "--use-ofasys without --vit-type")):
+        with torch.device("meta"):
+            model = build_ofa_model("ofa_tiny", **TINY, **options)
+        with pytest.raises(CheckpointLayoutError, match=message):
+            convert_fairseq_to_hf({"model": model.state_dict(keep_vars=True), "cfg": {"model": model.args}})
     with pytest.raises(CheckpointLayoutError, match="normformer"):
         convert_fairseq_to_hf({"encoder.embed_tokens.weight": torch.empty(59457, 64, device="meta")},
                               {"arch": "ofa_tiny", **TINY, "scale_attn": True})
