@@ -307,6 +307,32 @@ def test_zero_shot_vqa_on_a_caption_checkpoint(e2e_checkpoint, data_parity, tmp_
     assert json.loads((tmp_path / "test_metrics.json").read_text())["task"] == "vqa_gen"
 
 
+def test_zero_shot_refcoco_uses_the_zero_shot_generator(e2e_checkpoint, data_parity, tmp_path):
+    """As the original's zero-shot step (refcoco and snli_ve too, not only VQA): no answer trie, and vocabulary
+    constraints on the log-probs rather than the logits; without --zero-shot the generator is left as built."""
+    from argparse import Namespace
+
+    from utils import checkpoint_utils
+    from utils.eval_utils import eval_step
+
+    data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
+    checkpoint = tmp_path / "checkpoint.pt"
+    _make_tiny_checkpoint(e2e_checkpoint, "refcoco", {**task_cfg, "constraint_range": "58457,59457"}, checkpoint)
+    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
+    models[0].eval()
+    task.load_dataset("test")
+    dataset = task.dataset("test")
+    sample = dataset.collater([dataset[i] for i in range(len(dataset))])
+    generator = task.build_generator(models, Namespace(beam=2, min_len=4, max_len_a=0, max_len_b=4))
+    with torch.no_grad():
+        results, _ = eval_step(task, generator, models, sample)
+        assert not generator.zero_shot
+        zero_shot_results, hits = eval_step(task, generator, models, sample, zero_shot=True)
+    assert generator.zero_shot and generator.constraint_trie is None
+    assert [r["uniq_id"] for r in zero_shot_results] == [r["uniq_id"] for r in results] and len(hits) == 4
+    assert all(len(r["box"]) == 4 for r in zero_shot_results)
+
+
 def test_tiny_checkpoint_image_gen(e2e_checkpoint, tmp_path):
     """Sampled codes -> tiny random VQGAN -> ranked by a tiny random CLIP; images kept under gen_images_path."""
     import open_clip

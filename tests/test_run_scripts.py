@@ -76,15 +76,19 @@ for _task in GLUE_TASKS:
 # checkpoints the scripts restore or evaluate by default (empty placeholders for dry runs)
 DEFAULT_CHECKPOINTS = (
     "ofa_large.pt", "ofa_base.pt", "caption_stage1_best.pt", "caption_stage1_base_best.pt",
-    "caption_large_best_clean.pt", "caption_base_best.pt", "vqa_large_best.pt", "vqa_base_best.pt",
+    "caption_large_best_clean.pt", "caption_base_best.pt", "caption_huge_best.pt", "vqa_large_best.pt",
+    "vqa_base_best.pt", "vqa_unconstrained_best.pt",
     "snli_ve_large_best.pt", "snli_ve_base_best.pt", "imagenet_1k_large_best.pt", "gigaword_large_best.pt",
     *(f"{name}_{size}_best.pt" for name in REFCOCO_SPLITS for size in ("large", "base")),
 )
 
-# positional arguments (the split for VQA and SNLI-VE evaluation, the task for train_glue.sh)
+# positional arguments (the split for VQA and SNLI-VE evaluation, the task for train_glue.sh, the checkpoint of
+# evaluate_vqa_unconstrained.sh; {ckpt} is CHECKPOINT_ROOT)
 SCRIPT_ARGS = {"vqa/evaluate_vqa_beam.sh": ["val"], "vqa/evaluate_vqa_beam_base.sh": ["test"],
                "vqa/evaluate_vqa_allcand.sh": ["val"], "vqa/evaluate_vqa_base_allcand.sh": ["val"],
                "vqa/evaluate_vqa_allcand_distributed.sh": ["test"],
+               "vqa/evaluate_vqa_base_allcand_distributed.sh": ["val"], "vqa/evaluate_vqa_zeroshot.sh": ["val"],
+               "vqa/evaluate_vqa_unconstrained.sh": ["test", "{ckpt}/vqa_unconstrained_best.pt"],
                "snli_ve/evaluate_snli_ve.sh": ["dev"], "snli_ve/evaluate_snli_ve_base.sh": ["test"],
                "glue/train_glue.sh": ["sst2"]}
 
@@ -97,6 +101,8 @@ _CAPTION1 = {"--task": "caption", "--criterion": "adjust_label_smoothed_cross_en
              "--max-src-length": "80", "--max-tgt-length": "20", "--eval-cider": None,
              "--eval-args": '{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}',
              "--best-checkpoint-metric": "cider", **_LARGE_FT}
+_CAPTION1_EL = {"--criterion": "adjust_label_smoothed_encouraging_loss", "--drop-worst-ratio": "0.05",
+                "--log-end": "0.75"}
 _CAPTION2 = {"--criterion": "scst_reward_criterion", "--lr": "1e-5", "--max-epoch": "3", "--batch-size": "2",
              "--update-freq": "4", "--end-learning-rate": "2e-7", "--selected-cols": "1,4,2", "--dropout": "0.0",
              "--encoder-drop-path-rate": "0.0", "--scst": None,
@@ -125,16 +131,21 @@ EXPECTED = {
     "caption/train_caption_stage1.sh": (1, _CAPTION1),
     "caption/train_caption_stage1_base.sh": (1, {**_CAPTION1, **_BASE_FT, "--max-epoch": "5",
                                                  "--drop-worst-after": "6000"}),
-    "caption/train_caption_stage1_el.sh": (1, {**_CAPTION1, "--criterion": "adjust_label_smoothed_encouraging_loss",
-                                               "--drop-worst-ratio": "0.05", "--log-end": "0.75"}),
+    "caption/train_caption_stage1_el.sh": (1, {**_CAPTION1, **_CAPTION1_EL, "--drop-best-ratio": "absent"}),
+    "caption/train_caption_stage1_el_db.sh": (1, {**_CAPTION1, **_CAPTION1_EL, "--drop-best-ratio": "0.05",
+                                                  "--drop-best-after": "2500"}),
     "caption/train_caption_stage2.sh": (1, _CAPTION2),
     "caption/train_caption_stage2_base.sh": (1, {**_CAPTION2, "--arch": "ofa_base", "--end-learning-rate": "absent",
                                                  "--restore-file": "{ckpt}/caption_stage1_base_best.pt"}),
     "caption/evaluate_caption.sh": (1, {"--task": "caption", "--beam": "5", "--max-len-b": "16",
                                         "--no-repeat-ngram-size": "3", "--batch-size": "16", "--gen-subset": "test",
-                                        "--path": "{ckpt}/caption_large_best_clean.pt",
+                                        "--path": "{ckpt}/caption_large_best_clean.pt", "--temperature": "absent",
+                                        "--lenpen": "absent",
                                         "overrides": {"eval_cider": False, "selected_cols": "1,4,2"}}),
     "caption/evaluate_caption_base.sh": (1, {"--path": "{ckpt}/caption_base_best.pt"}),
+    "caption/evaluate_caption_huge.sh": (1, {"--path": "{ckpt}/caption_huge_best.pt", "--beam": "10",
+                                             "--temperature": "0.98", "--lenpen": "0.98", "--max-len-b": "16",
+                                             "--no-repeat-ngram-size": "3", "--batch-size": "16"}),
     "vqa/train_vqa_distributed.sh": (1, _VQA),
     "vqa/train_vqa_base_distributed.sh": (1, {**_BASE_FT, "--max-epoch": "15", "--warmup-ratio": "0.04",
                                               "--encoder-drop-path-rate": "0.1", "--total-num-update": "absent"}),
@@ -149,6 +160,19 @@ EXPECTED = {
     "vqa/evaluate_vqa_base_allcand.sh": (1, {"--path": "{ckpt}/vqa_base_best.pt"}),
     "vqa/evaluate_vqa_allcand_distributed.sh": (1, {"--batch-size": "4", "--valid-batch-size": "20",
                                                     "--gen-subset": "test", "--ema-eval": None}),
+    "vqa/evaluate_vqa_base_allcand_distributed.sh": (1, {"--path": "{ckpt}/vqa_base_best.pt", "--batch-size": "4",
+                                                         "--valid-batch-size": "20", "--ema-eval": None}),
+    "vqa/evaluate_vqa_zeroshot.sh": (1, {"--task": "vqa_gen", "--zero-shot": None, "--path": "{ckpt}/ofa_large.pt",
+                                        "--beam": "20", "--unnormalized": None, "--temperature": "1.0",
+                                        "--prompt-type": "none", "--patch-image-size": "480", "--batch-size": "8",
+                                        "--selected-cols": "0,5,2,3,4", "--gen-subset": "val",
+                                        "--beam-search-vqa-eval": "absent", "--ema-eval": "absent",
+                                        "--model-overrides": "absent"}),
+    "vqa/evaluate_vqa_unconstrained.sh": (1, {"--task": "vqa_gen", "--path": "{ckpt}/vqa_unconstrained_best.pt",
+                                             "--ema-eval": None, "--beam-search-vqa-eval": None, "--beam": "5",
+                                             "--unnormalized": None, "--temperature": "1.0", "--batch-size": "16",
+                                             "--gen-subset": "test",
+                                             "overrides": {"selected_cols": "0,5,2,3,4", "ans2label_file": None}}),
     "refcoco/train_refcoco.sh": (1, _REFCOCO),
     "refcoco/train_refcocoplus.sh": (1, {**_REFCOCO, "data": "refcocoplus_data/refcocoplus_train.tsv"}),
     "refcoco/train_refcocog.sh": (1, {**_REFCOCO, "data": "refcocog_data/refcocog_train.tsv"}),
@@ -167,12 +191,22 @@ EXPECTED = {
                                         "--max-len-b": "4", "--no-repeat-ngram-size": "3", "--batch-size": "16",
                                         "--gen-subset": "refcoco_val", "--path": "{ckpt}/refcoco_large_best.pt"}),
     "refcoco/evaluate_refcoco_base.sh": (8, {"--path": "{ckpt}/refcoco_base_best.pt"}),
+    "refcoco/evaluate_refcoco_zeroshot.sh": (1, {"--task": "refcoco", "--zero-shot": None, "--path": "{ckpt}/ofa_large.pt",
+                                                "--patch-image-size": "480", "--beam": "5", "--min-len": "4",
+                                                "--max-len-a": "0", "--max-len-b": "4", "--no-repeat-ngram-size": "3",
+                                                "--batch-size": "16", "--gen-subset": "refcoco_val",
+                                                "--selected-cols": "0,4,2,3", "data": "refcoco_data/refcoco_val.tsv"}),
     "snli_ve/train_snli_ve.sh": (1, _SNLI),
     "snli_ve/train_snli_ve_base.sh": (1, {**_SNLI, **_BASE_FT, "--lr": "5e-5", "--max-epoch": "5",
                                           "--encoder-drop-path-rate": "0.1"}),
     "snli_ve/evaluate_snli_ve.sh": (1, {"--task": "snli_ve", "--batch-size": "8", "--gen-subset": "dev",
                                         "--path": "{ckpt}/snli_ve_large_best.pt"}),
     "snli_ve/evaluate_snli_ve_base.sh": (1, {"--gen-subset": "test", "--path": "{ckpt}/snli_ve_base_best.pt"}),
+    "snli_ve/evaluate_snli_ve_zeroshot.sh": (1, {"--task": "snli_ve", "--zero-shot": None, "--path": "{ckpt}/ofa_base.pt",
+                                                "--patch-image-size": "384", "--max-src-length": "80",
+                                                "--batch-size": "16", "--prompt-type": "prev_output",
+                                                "--gen-subset": "snli_ve_zeroshot", "--selected-cols": "0,2,3,4,5",
+                                                "data": "snli_ve_data/snli_ve_dev.tsv"}),
     "image_classify/train_imagenet_distributed.sh": (1, {
         "--task": "image_classify", "--total-num-update": "160000", "--warmup-updates": "1000", "--lr": "5e-5",
         "--max-update": "160000", "--batch-size": "4", "--update-freq": "4", "--max-src-length": "128",
@@ -212,6 +246,8 @@ EVALUATIONS = {
                                     ["caption/test_predict.json"]),
     "caption/evaluate_caption_base.sh": ("caption/train_caption_stage1.sh", ["caption_base_best.pt"],
                                          ["caption/test_predict.json"]),
+    "caption/evaluate_caption_huge.sh": ("caption/train_caption_stage1.sh", ["caption_huge_best.pt"],
+                                         ["caption/test_predict.json"]),
     "vqa/evaluate_vqa_beam.sh": ("vqa/train_vqa_distributed.sh", ["vqa_large_best.pt"],
                                  ["vqa_val_beam/val_predict.json"]),
     "vqa/evaluate_vqa_beam_base.sh": ("vqa/train_vqa_distributed.sh", ["vqa_base_best.pt"],
@@ -222,13 +258,24 @@ EVALUATIONS = {
                                          ["vqa_val_allcand/val_predict.json"]),
     "vqa/evaluate_vqa_allcand_distributed.sh": ("vqa/train_vqa_distributed.sh", ["vqa_large_best.pt"],
                                                 ["vqa_test_allcand/test_predict.json"]),
+    "vqa/evaluate_vqa_base_allcand_distributed.sh": ("vqa/train_vqa_distributed.sh", ["vqa_base_best.pt"],
+                                                     ["vqa_val_allcand/val_predict.json"]),
+    "vqa/evaluate_vqa_zeroshot.sh": ("vqa/train_vqa_distributed.sh", ["ofa_large.pt"],
+                                     ["vqa_val_zeroshot/val_predict.json"]),
+    # (a constrained checkpoint: beam search then still follows its answer trie)
+    "vqa/evaluate_vqa_unconstrained.sh": ("vqa/train_vqa_distributed.sh", ["vqa_unconstrained_best.pt"],
+                                          ["vqa_test_unconstrained/test_predict.json"]),
     "refcoco/evaluate_refcoco.sh": ("refcoco/train_refcoco.sh", ["refcoco_large_best.pt", "refcocog_large_best.pt"],
                                     ["refcoco/refcoco_val_predict.json", "refcocog/refcocog_test_predict.json"]),
     "refcoco/evaluate_refcoco_base.sh": ("refcoco/train_refcoco.sh", ["refcocoplus_base_best.pt"],
                                          ["refcocoplus/refcocoplus_testB_predict.json"]),
+    "refcoco/evaluate_refcoco_zeroshot.sh": ("refcoco/train_refcoco.sh", ["ofa_large.pt"],
+                                             ["refcoco/refcoco_val_predict.json"]),
     "snli_ve/evaluate_snli_ve.sh": ("snli_ve/train_snli_ve.sh", ["snli_ve_large_best.pt"], ["snli_ve/dev_predict.json"]),
     "snli_ve/evaluate_snli_ve_base.sh": ("snli_ve/train_snli_ve.sh", ["snli_ve_base_best.pt"],
                                          ["snli_ve/test_predict.json"]),
+    "snli_ve/evaluate_snli_ve_zeroshot.sh": ("snli_ve/train_snli_ve.sh", ["ofa_base.pt"],
+                                             ["snli_ve/snli_ve_zeroshot_predict.json"]),
     "image_classify/evaluate_imagenet.sh": ("image_classify/train_imagenet_distributed.sh",
                                             ["imagenet_1k_large_best.pt"], ["imagenet_1k_val/val_predict.json"]),
     "gigaword/evaluate_gigaword.sh": ("gigaword/train_gigaword.sh", ["gigaword_large_best.pt"],
@@ -316,7 +363,8 @@ def tiny_env(workspace: Path, script: str) -> dict[str, str]:
 
 
 def run_script(script: str, env: dict[str, str], cwd: Path, timeout: float = SCRIPT_TIMEOUT_S):
-    return subprocess.run(["bash", str(RUN_SCRIPTS / script), *SCRIPT_ARGS.get(script, [])], cwd=cwd, env=env,
+    args = [arg.replace("{ckpt}", env["CHECKPOINT_ROOT"]) for arg in SCRIPT_ARGS.get(script, [])]
+    return subprocess.run(["bash", str(RUN_SCRIPTS / script), *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 
@@ -439,6 +487,15 @@ def test_missing_checkpoint_gives_a_clear_error(tmp_path, workspace):
     assert result.returncode == 1
     assert f"checkpoint to restore (--restore-file) not found: {tmp_path}/ofa_large.pt" in result.stderr
     assert "RESTORE_FILE=" in result.stderr
+
+
+def test_unconstrained_vqa_needs_its_checkpoint(workspace):
+    """The original's evaluate_vqa_unconstrained.sh takes the checkpoint as its second argument; without it: one line."""
+    env = base_env(workspace, "vqa/evaluate_vqa_unconstrained.sh")
+    result = subprocess.run(["bash", str(RUN_SCRIPTS / "vqa/evaluate_vqa_unconstrained.sh"), "val"], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert "error: give the unconstrainedly finetuned checkpoint" in result.stderr
 
 
 def test_every_script_is_covered():

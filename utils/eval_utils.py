@@ -92,8 +92,6 @@ def eval_vqa_gen(task, generator, models, sample, beam_search_vqa_eval: bool | N
 
 def eval_vqa_zero_shot(task, generator, models, sample, **kwargs):
     """Zero-shot VQA (``--zero-shot``): unconstrained beam search without the question prefix."""
-    generator.zero_shot = True
-    generator.constraint_trie = None
     hypos = task.inference_step(generator, models, sample)
     answers = [decode_tokens(_best_tokens(hypos, i), task, generator).strip() for i in range(len(hypos))]
     results = [{"question_id": int(sample_id), "answer": answer} for sample_id, answer in zip(sample_ids(sample), answers)]
@@ -212,13 +210,19 @@ EVAL_STEPS: dict[str, Callable] = {
     "image_gen": eval_image_gen,
     **{name: eval_glue for name in GLUE_TASKS},
 }
-ZERO_SHOT_STEPS: dict[str, Callable] = {"vqa_gen": eval_vqa_zero_shot}
+# the tasks the original evaluates zero-shot; their generator drops the answer trie and applies its vocabulary
+# constraints (--constraint-range) to the log-probs instead of the logits
+ZERO_SHOT_STEPS: dict[str, Callable] = {"vqa_gen": eval_vqa_zero_shot, "refcoco": eval_refcoco, "snli_ve": eval_snli_ve}
 
 
 def eval_step(task, generator, models, sample, zero_shot: bool = False, **kwargs):
     """Evaluate one batch with the step registered for ``task.cfg._name``: ``(results, scores or None)``."""
     name = task.cfg._name
-    step = (ZERO_SHOT_STEPS.get(name) if zero_shot else None) or EVAL_STEPS.get(name)
+    step = EVAL_STEPS.get(name)
+    if zero_shot and name in ZERO_SHOT_STEPS:
+        generator.zero_shot = True
+        generator.constraint_trie = None
+        step = ZERO_SHOT_STEPS[name]
     if step is None:
         raise ValueError(f"evaluate.py does not support task '{name}' (supported: {', '.join(sorted(EVAL_STEPS))})")
     return step(task, generator, models, sample, **kwargs)

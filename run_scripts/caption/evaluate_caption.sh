@@ -14,6 +14,9 @@ LOG_DIR="${LOG_DIR:-$SCRIPT_DIR/logs}"
 SELECTED_COLS="${SELECTED_COLS:-1,4,2}"
 SPLIT="${SPLIT:-test}"
 BATCH_SIZE="${BATCH_SIZE:-16}"
+BEAM="${BEAM:-5}"
+TEMPERATURE="${TEMPERATURE:-}"  # unset: not passed (the huge script sets 0.98 for both)
+LENPEN="${LENPEN:-}"
 COCO_REFERENCES="${COCO_REFERENCES:-$DATA_DIR/${SPLIT}_caption_coco_format.json}"
 
 require_data "$DATA"
@@ -29,8 +32,10 @@ ofa_evaluate "$LOG_DIR/evaluate_caption_${SPLIT}.log" \
     --seed=7 \
     --gen-subset="$SPLIT" \
     --results-path="$RESULT_PATH" \
-    --beam=5 \
+    --beam="$BEAM" \
     --max-len-b=16 \
+    ${TEMPERATURE:+--temperature="$TEMPERATURE"} \
+    ${LENPEN:+--lenpen="$LENPEN"} \
     --no-repeat-ngram-size=3 \
     $(cuda_only --fp16) \
     --num-workers=0 \

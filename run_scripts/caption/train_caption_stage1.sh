@@ -32,8 +32,11 @@ NUM_BINS="${NUM_BINS:-1000}"
 PATCH_IMAGE_SIZE="${PATCH_IMAGE_SIZE:-480}"
 DROP_WORST_RATIO="${DROP_WORST_RATIO:-0.2}"
 default EVAL_ARGS '{"beam":5,"max_len_b":16,"no_repeat_ngram_size":3}'
-LOG_END="${LOG_END:-}"        # encouraging loss only (train_caption_stage1_el.sh)
-RUN_SUFFIX="${RUN_SUFFIX:-}"  # appended to the run name (the _el variant's "_el0.75_")
+LOG_END="${LOG_END:-}"                  # encouraging loss only (train_caption_stage1_el*.sh)
+DROP_BEST_RATIO="${DROP_BEST_RATIO:-}"  # encouraging loss only (train_caption_stage1_el_db.sh)
+DROP_BEST_AFTER="${DROP_BEST_AFTER:-}"
+RUN_INFIX="${RUN_INFIX:-}"    # put before drop_worst_after in the run name (the _el_db variant's "dwdb")
+RUN_SUFFIX="${RUN_SUFFIX:-}"  # appended to the run name (the _el variants' "_el0.75_")
 
 require_data "$DATA"
 require_file "$EVAL_CIDER_CACHED" "CIDEr document frequencies (--eval-cider-cached-tokens)"
@@ -43,7 +46,7 @@ require_restore_file "$RESTORE_FILE"
 for max_epoch in ${MAX_EPOCH:-2}; do
   for warmup_ratio in ${WARMUP_RATIO:-0.06}; do
     for drop_worst_after in ${DROP_WORST_AFTER:-2500}; do
-      run="${max_epoch}_${warmup_ratio}_${drop_worst_after}${RUN_SUFFIX}"
+      run="${max_epoch}_${warmup_ratio}_${RUN_INFIX}${drop_worst_after}${RUN_SUFFIX}"
       save_path="$SAVE_DIR/$run"
       mkdir -p "$save_path"
       ofa_finetune_flags "$save_path" caption
@@ -70,6 +73,8 @@ for max_epoch in ${MAX_EPOCH:-2}; do
           --drop-worst-ratio="$DROP_WORST_RATIO" \
           --drop-worst-after="$drop_worst_after" \
           ${LOG_END:+--log-end="$LOG_END"} \
+          ${DROP_BEST_RATIO:+--drop-best-ratio="$DROP_BEST_RATIO"} \
+          ${DROP_BEST_AFTER:+--drop-best-after="$DROP_BEST_AFTER"} \
           $(cuda_only --fp16 --fp16-scale-window=512) \
           --num-workers=0 \
           "$@"
