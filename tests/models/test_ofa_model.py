@@ -112,11 +112,19 @@ CONFIGS = {
     "defaults": {},
     "normformer": dict(NORMFORMER, scale_resids=True),
     "entangled": dict(entangle_position_embedding=True, disable_entangle=True),
+    # ModelScope's OFA-Sys layout (text only: no image codes), with and without entangled positions
+    "ofasys": dict(NORMFORMER, use_ofasys=True, vit_type="vit_base"),
+    "ofasys_entangled": dict(NORMFORMER, use_ofasys=True, vit_type="vit_base", entangle_position_embedding=True),
 }
 
 
-@pytest.mark.parametrize("config", list(CONFIGS))
-@pytest.mark.parametrize("code_masks", [None, [False, True, True], [True, True, True]], ids=["text", "mixed", "codes"])
+CODE_MASKS = {"text": None, "mixed": [False, True, True], "codes": [True, True, True]}
+
+
+@pytest.mark.parametrize("config, code_masks", [
+    pytest.param(config, masks, id=f"{config}-{name}") for config in CONFIGS for name, masks in CODE_MASKS.items()
+    if masks is None or not config.startswith("ofasys")  # the OFA-Sys layout has no image-code positions
+])
 def test_incremental_decoding_equals_full_forward(config, code_masks):
     model = random_model(**CONFIGS[config])
     batch = random_batch()
