@@ -1,4 +1,8 @@
-"""CLIP-style ViT image encoders (the ModelScope OFA port's ``vit_*``), returning a patch feature map."""
+"""CLIP-style ViT image encoders (the ModelScope OFA port's ``vit_*``), returning a patch feature map.
+
+Not timm's CLIP ViTs: the port runs no class token through the blocks (its position table keeps an unused
+class slot) and has no final norm, and its checkpoints use these module names, so they load as they are.
+"""
 from __future__ import annotations
 
 from collections import OrderedDict
