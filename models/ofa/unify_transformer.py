@@ -91,12 +91,11 @@ class _RelativePositions(nn.Module):
         token_num_rel_dis = 2 * args.token_bucket_size - 1
         self.token_rel_pos_table_list = nn.ModuleList(
             [Embedding(token_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
+        self.register_buffer("token_rp_bucket", make_token_bucket_position(args.token_bucket_size))
         if image_tables:
             image_num_rel_dis = (2 * args.image_bucket_size - 1) ** 2 + 3
             self.image_rel_pos_table_list = nn.ModuleList(
                 [Embedding(image_num_rel_dis, num_heads, zero_init=True) for _ in range(num_layers)])
-        self.register_buffer("token_rp_bucket", make_token_bucket_position(args.token_bucket_size))
-        if image_tables:
             self.register_buffer("image_rp_bucket",
                                  make_image_bucket_position(args.image_bucket_size, image_num_rel_dis))
 
@@ -234,7 +233,7 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
             image_buckets.append(self.image_rp_bucket[position_ids[:, :, None], position_ids[:, None, :]])
         parts.append(self._embed_text(src_tokens, text_pos, token_embeddings))
         padding.append(src_tokens.eq(self.padding_idx))
-        positions.append(text_pos if self.pos_ln is None else self.pos_ln(text_pos))
+        positions.append(text_pos if self.use_ofasys else self.pos_ln(text_pos))
         x, padding_mask, pos_embed = torch.cat(parts, 1), torch.cat(padding, 1), torch.cat(positions, 1)
 
         has_pads = bool(padding_mask.any())
@@ -327,7 +326,6 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         self.self_pos_q_linear, self.self_pos_k_linear = _position_bias_projections(args, embed_dim)
         self.cross_pos_q_linear = nn.Linear(embed_dim, embed_dim)
         self.cross_pos_k_linear = nn.Linear(embed_dim, embed_dim)
-        self.abs_position_biases = self.self_pos_q_linear is not None
         self.code_layernorm_embedding = LayerNorm(embed_dim) if args.code_layernorm_embedding else None
         rates = _drop_path_rates(args.decoder_drop_path_rate, args.decoder_layers)
         self.layers = nn.ModuleList([TransformerDecoderLayer(args, drop_path_rate=r) for r in rates])
@@ -354,7 +352,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
 
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int):
         """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross."""
-        if not self.abs_position_biases:  # OFA-Sys layout, positions entangled into the inputs
+        if self.self_pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs
             bsz, heads = tgt_pos.size(0), self.num_attention_heads
             return (tgt_pos.new_zeros(bsz, heads, num_queries, tgt_pos.size(1)),
                     tgt_pos.new_zeros(bsz, heads, num_queries, src_pos.size(1)))
@@ -364,7 +362,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             return (self._abs_pos_bias(queries, pos, self.self_pos_q_linear, self.self_pos_k_linear),
                     self._abs_pos_bias(queries, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear))
 
-        self_bias, cross_bias = biases(tgt_pos if self.pos_ln is None else self.pos_ln(tgt_pos))
+        self_bias, cross_bias = biases(tgt_pos if self.use_ofasys else self.pos_ln(tgt_pos))
         if code_masks is not None and code_masks.any():
             image_self, image_cross = biases(self.image_pos_ln(tgt_pos))
             mask = code_masks.view(-1, 1, 1, 1)
@@ -422,9 +420,9 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
                        if encoder_out and encoder_out["encoder_padding_mask"] else None)
 
         tgt_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device).expand(bsz, -1))
-        if code_masks is not None and code_masks.any() and self.use_ofasys:
-            raise ValueError("--use-ofasys decoders have no image-code positions: they cannot generate images")
         if code_masks is not None and code_masks.any():
+            if self.use_ofasys:
+                raise ValueError("--use-ofasys decoders have no image-code positions: they cannot generate images")
             image_ids = self.image_position_idx[:tgt_len].expand(bsz, -1)
             tgt_pos = torch.where(code_masks.view(-1, 1, 1), self.embed_image_positions(image_ids), tgt_pos)
         tokens = prev_output_tokens
