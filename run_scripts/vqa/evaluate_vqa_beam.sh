@@ -10,21 +10,26 @@ SPLIT="${1:-${SPLIT:-val}}"  # val or test
 (( $# == 0 )) || shift
 DATA_DIR="${DATA_DIR:-$DATASET_ROOT/vqa_data}"
 DATA="${DATA:-$DATA_DIR/vqa_${SPLIT}.tsv}"
+ANSWER_SET="${ANSWER_SET:-1}"  # 0: no answer trie, free-text answers (evaluate_vqa_unconstrained.sh)
 ANS2LABEL_FILE="${ANS2LABEL_FILE:-$DATA_DIR/trainval_ans2label.pkl}"
 CHECKPOINT="${CHECKPOINT:-$CHECKPOINT_ROOT/vqa_large_best.pt}"
-RESULT_PATH="${RESULT_PATH:-$RESULTS_ROOT/vqa_${SPLIT}_beam}"
+RUN="${RUN:-beam}"  # names the results folder and the log
+RESULT_PATH="${RESULT_PATH:-$RESULTS_ROOT/vqa_${SPLIT}_${RUN}}"
 LOG_DIR="${LOG_DIR:-$SCRIPT_DIR/logs}"
 SELECTED_COLS="${SELECTED_COLS:-0,5,2,3,4}"
 BATCH_SIZE="${BATCH_SIZE:-16}"
 VALID_BATCH_SIZE="${VALID_BATCH_SIZE:-}"  # the base script also overrides valid_batch_size (20)
 
 require_data "$DATA"
-require_file "$ANS2LABEL_FILE" "answer set (ans2label_file)"
 require_file "$CHECKPOINT" "checkpoint to evaluate" "download it (see the README's checkpoints section) or set CHECKPOINT=path/to.pt"
 
-overrides=(data="$DATA" bpe_dir="$BPE_DIR" selected_cols="$SELECTED_COLS" ans2label_file="$ANS2LABEL_FILE")
+overrides=(data="$DATA" bpe_dir="$BPE_DIR" selected_cols="$SELECTED_COLS")
+if [[ "$ANSWER_SET" != 0 ]]; then
+    require_file "$ANS2LABEL_FILE" "answer set (ans2label_file)"
+    overrides+=(ans2label_file="$ANS2LABEL_FILE")
+fi
 [[ -z "$VALID_BATCH_SIZE" ]] || overrides+=(valid_batch_size="$VALID_BATCH_SIZE")
-ofa_evaluate "$LOG_DIR/evaluate_vqa_${SPLIT}_beam.log" \
+ofa_evaluate "$LOG_DIR/evaluate_vqa_${SPLIT}_${RUN}.log" \
     "$DATA" \
     --path="$CHECKPOINT" \
     --user-dir="$USER_DIR" \
