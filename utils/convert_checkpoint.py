@@ -36,7 +36,7 @@ if __name__ == "__main__":  # run as a script: import our packages from the repo
 
 from fairseq.data import Dictionary  # noqa: E402
 
-from models.ofa.backbone import VIT_ALIASES  # noqa: E402
+from models.ofa.backbone import vit_type_of  # noqa: E402
 from models.ofa.vit import VIT_CONFIGS  # noqa: E402
 from models.ofa.layers import MultiheadAttention  # noqa: E402
 from models.ofa.ofa import ARCH_SIZES, ARCH_SIZES_VIT, build_ofa_model  # noqa: E402
@@ -288,7 +288,7 @@ def hf_config_from_fairseq_args(args: argparse.Namespace, vocab_size: int) -> Di
     for option, meaning in FAIRSEQ_UNSUPPORTED.items():
         if getattr(args, option, None):
             raise CheckpointLayoutError(f"--{option.replace('_', '-')} has no Hugging Face counterpart: {meaning}")
-    vit_type = args.vit_type or VIT_ALIASES.get(args.resnet_type)
+    vit_type = vit_type_of(args)
     if vit_type and not args.use_ofasys:
         raise CheckpointLayoutError(f"--vit-type {vit_type} has no Hugging Face counterpart without --use-ofasys: "
                                     "the ports build ViT encoders only in their OFA-Sys layout")

@@ -54,13 +54,18 @@ def load_backbone_weights(module: nn.Module, path: str) -> None:
     module.load_state_dict(state, strict=strict)
 
 
+def vit_type_of(args) -> str | None:
+    """The ViT chosen by ``--vit-type`` or a ViT ``--resnet-type`` alias (None: a ResNet or timm encoder)."""
+    return args.vit_type or VIT_ALIASES.get(args.resnet_type)
+
+
 def build_image_backbone(args) -> tuple[nn.Module, int]:
     """The encoder chosen by ``--timm-backbone``, ``--vit-type`` or ``--resnet-type``, and its output channels."""
     drop_path_rate = args.resnet_drop_path_rate
     if args.timm_backbone:
         backbone = TimmBackbone(args.timm_backbone, drop_path_rate)
         return backbone, backbone.out_channels
-    vit_type = args.vit_type or VIT_ALIASES.get(args.resnet_type)
+    vit_type = vit_type_of(args)
     if vit_type:
         backbone, channels = build_vit(vit_type, drop_path_rate), VIT_CONFIGS[vit_type][2]
     else:
