@@ -22,7 +22,7 @@ from fairseq.logging import progress_bar
 from fairseq.utils import reset_logging
 from omegaconf import DictConfig, open_dict
 
-from utils import checkpoint_utils
+from utils import checkpoint_utils, precision
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
 
@@ -100,9 +100,10 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         utils.set_torch_seed(cfg.common.seed)
 
     use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    use_fp16 = cfg.common.fp16 and use_cuda
     if cfg.common.fp16 and not use_cuda:
-        logger.warning("--fp16 ignored: evaluating on CPU in fp32")
+        logger.warning("--fp16 ignored: evaluating on CPU in fp32 (--bf16 or --amp: bfloat16)")
+    dtype = precision.inference_dtype(cfg.common, "cuda" if use_cuda else "cpu")
+    logger.info("inference precision: {}".format(str(dtype).replace("torch.", "")))
     if use_cuda:
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
@@ -121,8 +122,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
             logger.info("loading EMA weights from {}".format(path))
             load_ema_weights(model, path)
         model.eval()
-        if use_fp16:
-            model.half()
+        model.to(dtype)  # cast once, not autocast at every decoding step
         if use_cuda and not cfg.distributed_training.pipeline_model_parallel:
             model.cuda()
         model.prepare_for_inference_(cfg)
@@ -155,8 +155,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
             continue
         if use_cuda:
             sample = utils.move_to_cuda(sample)
-        if use_fp16:
-            sample = utils.apply_to_sample(_to_half, sample)
+        sample = precision.cast_floats(sample, dtype)
         with torch.no_grad():
             results, scores = eval_step(
                 task, generator, models, sample, zero_shot=zero_shot, beam_search_vqa_eval=beam_search_vqa_eval
@@ -194,10 +193,6 @@ def _check_every_row_evaluated(dataset, num_records: int) -> None:
         logger.warning("evaluated {} samples but {} has {} rows".format(
             num_records, getattr(reader, "file_path", "the data file"), reader.get_total_row_count()
         ))
-
-
-def _to_half(t: torch.Tensor) -> torch.Tensor:
-    return t.half() if t.dtype is torch.float32 else t
 
 
 def configure_distributed(cfg: DictConfig) -> None:

@@ -19,7 +19,9 @@ from fairseq.distributed import ModuleProxyWrapper
 from fairseq.distributed import utils as distributed_utils
 from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
+from fairseq.optim.amp_optimizer import AMPOptimizer
 
+from utils import precision
 from utils import lr_scheduler  # noqa: F401  (polynomial_decay with --warmup-ratio, also for saved configs)
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
@@ -54,23 +56,32 @@ def integer_state_keys(model: torch.nn.Module) -> set:
 
 
 def check_precision_supported(cfg) -> None:
-    """``--fp16``/``--amp`` need CUDA, ``--bf16`` a GPU with bfloat16; say so instead of failing deep in torch."""
+    """``--fp16`` needs CUDA, ``--bf16`` a GPU with bfloat16; say so instead of failing deep in torch.
+    ``--amp`` works everywhere (bfloat16 autocast on CPU)."""
     use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    for flag, wanted in (("--fp16", cfg.common.fp16 or cfg.common.memory_efficient_fp16), ("--amp", cfg.common.amp)):
-        if wanted and not use_cuda:
-            raise TrainingSetupError(f"{flag} needs a CUDA device; none is in use here (train in fp32 without {flag})")
+    if (cfg.common.fp16 or cfg.common.memory_efficient_fp16) and not use_cuda:
+        raise TrainingSetupError("--fp16 needs a CUDA device; none is in use here (use --amp for bfloat16 "
+                                 "autocast on CPU, or train in fp32 without --fp16)")
     if (cfg.common.bf16 or cfg.common.memory_efficient_bf16) and not (use_cuda and torch.cuda.is_bf16_supported()):
-        raise TrainingSetupError("--bf16 needs a CUDA device with bfloat16 support; none is in use here")
+        raise TrainingSetupError("--bf16 needs a CUDA device with bfloat16 support; none is in use here "
+                                 "(use --amp for bfloat16 autocast)")
 
 
 class Trainer(fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
     def __init__(self, cfg, task, model, criterion, quantizer=None):
+        check_precision_supported(cfg)  # before fairseq's setup, which fails obscurely (e.g. --bf16 implies --tpu)
         super().__init__(cfg, task, model, criterion, quantizer)
-        check_precision_supported(self.cfg)
+        logger.info("training precision: %s", precision.training_precision(self.cfg.common, self.device.type))
         if self.cfg.ema.store_ema:
             self._build_ema()  # from the initial weights, not lazily after the first update
+
+    def _build_optimizer(self):
+        super()._build_optimizer()
+        if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
+            self._optimizer._grad_scaler = precision.amp_grad_scaler(
+                self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
 
     def _checkpoint_option(self, name: str) -> bool:
         return bool(self.cfg.checkpoint.get(name, False))

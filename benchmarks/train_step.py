@@ -1,9 +1,11 @@
 """Speed and memory of one training update (forward, backward, Adam) of ``ofa_tiny`` and ``ofa_base`` on CPU.
 
     python benchmarks/train_step.py                       # both archs, 256px, batch 2, 3 timed updates
-    python benchmarks/train_step.py --archs ofa_tiny --batch-size 4 --steps 5
+    python benchmarks/train_step.py --archs ofa_tiny --batch-size 8 --modes fp32,amp,checkpoint-activations
 
-Each arch runs in its own process so its peak resident memory is its own; the last line gives base/tiny ratios.
+Each arch and precision mode runs in its own process so its peak resident memory is its own; each mode is
+reported next to fp32 of the same arch (time and peak-memory ratios), and the last line gives base/tiny ratios.
+Modes: ``fp32``, ``amp`` (bfloat16 autocast on CPU), ``checkpoint-activations``, ``amp+checkpoint-activations``.
 """
 import argparse
 import json
@@ -18,7 +20,11 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
-def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: int) -> dict:
+MODE_FLAGS = {"fp32": [], "amp": ["--amp"], "checkpoint-activations": ["--checkpoint-activations"],
+              "amp+checkpoint-activations": ["--amp", "--checkpoint-activations"]}
+
+
+def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: int, mode: str = "fp32") -> dict:
     """Updates/s of the caption task's train step and the process's peak RSS (GiB)."""
     import torch
 
@@ -39,7 +45,7 @@ def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: in
             "--patch-image-size", str(image_size), "--max-src-length", "80", "--max-tgt-length", "20",
             "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
             "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--lr", "1e-5", "--clip-norm", "1.0",
-            "--batch-size", str(batch_size), "--cpu", "--num-workers", "0", "--seed", "1",
+            "--batch-size", str(batch_size), "--cpu", "--num-workers", "0", "--seed", "1", *MODE_FLAGS[mode],
         ])
         cfg = convert_namespace_to_omegaconf(args)
         task = tasks.setup_task(cfg.task)
@@ -53,6 +59,7 @@ def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: in
         elapsed = time.perf_counter() - start
     return {
         "arch": arch,
+        "mode": mode,
         "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 2),
         "updates_per_s": round(steps / elapsed, 4),
         "s_per_update": round(elapsed / steps, 3),
@@ -67,24 +74,33 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=2)
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch_threads_default())
+    parser.add_argument("--modes", default="fp32", help=f"comma-separated, from {', '.join(MODE_FLAGS)}")
     parser.add_argument("--single", action="store_true", help=argparse.SUPPRESS)  # child process: one arch
     args = parser.parse_args()
     if args.single:
-        print(json.dumps(measure(args.archs, args.image_size, args.batch_size, args.steps, args.threads)))
+        print(json.dumps(measure(args.archs, args.image_size, args.batch_size, args.steps, args.threads, args.modes)))
         return
+    modes = args.modes.split(",")
+    if "fp32" not in modes:
+        modes.insert(0, "fp32")  # the baseline of the ratios
 
-    print(f"config: caption train step, CPU fp32, {args.threads} threads, patch image {args.image_size}px, "
+    print(f"config: caption train step on CPU, {args.threads} threads, patch image {args.image_size}px, "
           f"batch {args.batch_size}, {args.steps} timed updates after 1 warm-up, Adam, label-smoothed CE")
     results = {}
     for arch in args.archs.split(","):
-        child = subprocess.run(
-            [sys.executable, __file__, "--single", "--archs", arch, "--image-size", str(args.image_size),
-             "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--threads", str(args.threads)],
-            capture_output=True, text=True, env={**os.environ, "LOGLEVEL": "WARNING"})
-        if child.returncode != 0:
-            sys.exit(f"{arch} failed:\n{child.stderr[-3000:]}")
-        results[arch] = json.loads(child.stdout.strip().splitlines()[-1])
-        print(" ".join(f"{k}={v}" for k, v in results[arch].items()))
+        for mode in modes:
+            child = subprocess.run(
+                [sys.executable, __file__, "--single", "--archs", arch, "--image-size", str(args.image_size),
+                 "--batch-size", str(args.batch_size), "--steps", str(args.steps), "--threads", str(args.threads),
+                 "--modes", mode],
+                capture_output=True, text=True, env={**os.environ, "LOGLEVEL": "WARNING"})
+            if child.returncode != 0:
+                sys.exit(f"{arch} {mode} failed:\n{child.stderr[-3000:]}")
+            result = json.loads(child.stdout.strip().splitlines()[-1])
+            base = results.setdefault(arch, result)  # fp32 runs first
+            print(" ".join(f"{k}={v}" for k, v in result.items()),
+                  f"| vs fp32: speed x{base['s_per_update'] / result['s_per_update']:.2f}, "
+                  f"peak RSS x{result['peak_rss_GiB'] / base['peak_rss_GiB']:.2f}")
     if {"ofa_tiny", "ofa_base"} <= results.keys():
         tiny, base = results["ofa_tiny"], results["ofa_base"]
         print(f"ofa_base/ofa_tiny: time per update x{base['s_per_update'] / tiny['s_per_update']:.2f}, "

@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
+from utils import precision
 
 logger = logging.getLogger(__name__)
 
@@ -293,9 +294,8 @@ class OFATask(FairseqTask):
 
         model.train()
         model.set_num_updates(update_num)
-        device_type = "cuda" if torch.cuda.is_available() else "cpu"
         with torch.autograd.profiler.record_function("forward"), \
-                torch.autocast(device_type=device_type, enabled=isinstance(optimizer, AMPOptimizer)):
+                precision.autocast(precision.device_type_of(model), enabled=isinstance(optimizer, AMPOptimizer)):
             loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
         if ignore_grad:
             loss *= 0
