@@ -3,6 +3,7 @@ the trie-restricted all-candidate scorer. Numbers, not timings: the benchmarks t
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import pytest
@@ -97,3 +98,82 @@ def test_evaluate_with_amp_on_cpu_casts_the_model_once(shared, tmp_path):
     assert "inference precision: bfloat16" in proc.stdout
     predictions = json.loads((tmp_path / "test_predict.json").read_text())
     assert predictions == json.loads((e2e / "expected_predict.json").read_text())
+
+
+def _loss_and_grads(data: str, *flags: str):
+    """Loss, gradients and BatchNorm statistics after one forward/backward with dropout on (RNG replayed)."""
+    trainer, batches = build_trainer(data, "--dropout", "0.1", "--encoder-drop-path-rate", "0.1", *flags)
+    model, criterion = trainer.model, trainer.criterion
+    model.train()
+    sample = trainer._prepare_sample(next(batches))[0]
+    torch.manual_seed(5)
+    loss, _, _ = criterion(model, sample)
+    loss.backward()
+    grads = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+    running = {name: b.clone() for name, b in model.named_buffers() if "running" in name}
+    return loss.detach(), grads, running
+
+
+@pytest.mark.parametrize("flag", ["--checkpoint-activations", "--offload-activations"])
+def test_activation_checkpointing_gives_the_same_losses_and_gradients(caption_data, flag):
+    loss, grads, running = _loss_and_grads(caption_data)
+    ckpt_loss, ckpt_grads, ckpt_running = _loss_and_grads(caption_data, flag)
+    assert torch.equal(loss, ckpt_loss)
+    assert grads.keys() == ckpt_grads.keys() and len(grads) > 50
+    for name in grads:
+        torch.testing.assert_close(ckpt_grads[name], grads[name], rtol=1e-5, atol=1e-7, msg=name)
+    for name in running:  # BatchNorm statistics move once although the ResNet stages ran twice
+        assert torch.equal(ckpt_running[name], running[name]), name
+
+
+def _masked_full_vocab_scores(model, encoder_out, prompts, answers, trie, bos, eos, pad):
+    """The original's all-candidate scores: full decoder pass and full-vocabulary logits per (prompt, answer),
+    logits outside the trie masked before log_softmax, prompt positions not counted."""
+    import math
+
+    rows, targets, masks = [], [], []
+    vocab = model.decoder.output_projection.weight.size(0)
+    for prompt in prompts:
+        for answer in answers:
+            rows.append(torch.cat([prompt, answer]))
+            targets.append(torch.cat([prompt[1:], answer, torch.tensor([eos])]))
+            mask = torch.zeros(len(prompt) - 1 + len(answer) + 1, vocab, dtype=torch.bool)
+            for i in range(len(answer) + 1):
+                mask[len(prompt) - 1 + i, trie.get_next_layer([bos] + answer[:i].tolist())] = True
+            masks.append(mask)
+    pad_rows = lambda items, value: torch.nn.utils.rnn.pad_sequence(items, batch_first=True, padding_value=value)
+    rows, targets, masks = pad_rows(rows, pad), pad_rows(targets, pad), pad_rows(masks, True)
+    order = torch.arange(len(prompts)).repeat_interleave(len(answers))
+    logits, extra = model.decoder(rows, encoder_out=model.encoder.reorder_encoder_out(encoder_out, order))
+    lprobs = model.get_normalized_probs((logits.masked_fill(~masks, -math.inf), extra), log_probs=True)
+    scores = lprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    scores = scores.masked_fill(targets.eq(pad) | (~masks).all(2), 0)
+    return scores.sum(1).view(len(prompts), len(answers))
+
+
+def test_trie_candidate_scorer_equals_the_full_vocabulary_scores():
+    from models.candidate_scorer import plan_candidates, score_candidates_with_trie
+    from models.ofa import build_ofa_model
+    from utils.trie import Trie
+
+    torch.manual_seed(0)
+    model = build_ofa_model("ofa_tiny", encoder_layers=2, decoder_layers=2, resnet_type="resnet18",
+                            patch_image_size=64).eval()
+    bos, eos, pad = 0, 2, 1
+    # answers of one to three tokens sharing prefixes, and prompts of different lengths
+    answers = [torch.tensor(a) for a in ([50], [50, 60], [50, 60, 70], [50, 61], [80], [81, 90], [82], [83, 91, 92])]
+    trie = Trie(eos)
+    for answer in answers:
+        trie.insert([bos] + answer.tolist() + [eos])
+    prompts = [torch.tensor([bos, 100, 101, 102]), torch.tensor([bos, 200]), torch.tensor([bos, 300, 301])]
+    encoder_out = model.encoder(torch.randint(4, 1000, (3, 6)), patch_images=torch.randn(3, 3, 64, 64),
+                                patch_masks=torch.ones(3, dtype=torch.bool))
+    with torch.no_grad():
+        expected = _masked_full_vocab_scores(model, encoder_out, prompts, answers, trie, bos, eos, pad)
+    scores = score_candidates_with_trie(model, encoder_out, prompts, answers, trie)
+    torch.testing.assert_close(scores, expected, rtol=1e-5, atol=1e-5)
+    assert torch.equal(scores.argmax(1), expected.argmax(1))
+    # an answer outside the trie cannot be produced: -inf, as with the masked logits
+    outside = [answers[0], torch.tensor([50, 99])]
+    plan = plan_candidates(outside, trie, bos, eos)
+    assert score_candidates_with_trie(model, encoder_out, prompts, outside, trie, plan)[:, 1].eq(-math.inf).all()

@@ -260,43 +260,16 @@ def score_candidates(
 
 def _best_candidate_answers(task, model, sample) -> list[str]:
     """Score the task's candidate answers after each sample's decoder prompt; return the best per sample."""
-    encoder_out = _encode(model, sample)
-    device = sample["net_input"]["src_tokens"].device
-    pad, eos = task.tgt_dict.pad(), task.tgt_dict.eos()
-    prompts = [torch.as_tensor(prompt, dtype=torch.long) for prompt in sample["decoder_prompts"]]
-    candidate_scores = []
-    for answers, answer_masks in zip(task.valid_answers_list, task.valid_constraint_masks_list):
-        targets, prev_outputs, masks = [], [], []
-        for prompt in prompts:
-            prompt_mask = torch.zeros(len(prompt) - 1, len(task.tgt_dict), dtype=torch.bool)
-            for answer, answer_mask in zip(answers, answer_masks):
-                targets.append(torch.cat([prompt[1:], answer, answer.new_tensor([eos])]))
-                prev_outputs.append(torch.cat([prompt, answer]))
-                masks.append(torch.cat([prompt_mask, answer_mask], dim=0))
-        candidate_scores.append(
-            score_candidates(
-                model,
-                encoder_out,
-                _right_pad(prev_outputs, pad).to(device),
-                _right_pad(targets, pad).to(device),
-                _right_pad(masks, True).to(device),
-                num_candidates=len(answers),
-                pad=pad,
-            )
-        )
-    best = torch.cat(candidate_scores, dim=-1).argmax(1).tolist()
-    return [task.index2ans[i] for i in best]
+    answers = [answer for chunk in task.valid_answers_list for answer in chunk]
+    scores = model.score_answers_in_trie(_encode(model, sample), sample["decoder_prompts"], answers,
+                                         task.constraint_trie)
+    return [task.index2ans[i] for i in scores.argmax(1).tolist()]
 
 
 def _best_tokens(hypos: list, i: int) -> torch.Tensor:
     if not hypos[i]:
         raise ValueError(f"the generator finished no hypothesis for sample {i} of a batch; raise --max-len-b")
     return hypos[i][0]["tokens"]
-
-
-def _right_pad(items: Sequence[torch.Tensor], value) -> torch.Tensor:
-    # padded mask rows are all True, as the original's collate_tokens(pad_idx=1) leaves them; their target is pad
-    return torch.nn.utils.rnn.pad_sequence(list(items), batch_first=True, padding_value=value)
 
 
 def _encode(model, sample) -> dict:

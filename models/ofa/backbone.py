@@ -4,6 +4,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .layers import ActivationCheckpointing
 from .resnet import RESNET_LAYERS, RESNET_OUT_CHANNELS, build_resnet
 from .vit import VIT_CONFIGS, build_vit
 
@@ -70,6 +71,7 @@ def build_image_backbone(args) -> tuple[nn.Module, int]:
         backbone, channels = build_vit(vit_type, drop_path_rate), VIT_CONFIGS[vit_type][2]
     else:
         backbone = build_resnet(args.resnet_type, freeze_bn=args.freeze_resnet, sync_bn=args.sync_bn,
-                                drop_path_rate=drop_path_rate)
+                                drop_path_rate=drop_path_rate, run_stage=ActivationCheckpointing(
+                                    args.checkpoint_activations, args.offload_activations))
         channels = RESNET_OUT_CHANNELS
     return backbone, channels

@@ -10,8 +10,50 @@ from fairseq import utils
 from fairseq.incremental_decoding_utils import with_incremental_state
 from fairseq.modules import LayerNorm
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
 IncrementalState = Dict[str, Dict[str, Optional[Tensor]]]
+
+
+class ActivationCheckpointing:
+    """``--checkpoint-activations``: keep only each layer's inputs and recompute the layer during backward;
+    ``--offload-activations`` also moves those inputs to CPU memory (a GPU saving; on CPU it is the same)."""
+
+    def __init__(self, enabled: bool = False, offload: bool = False):
+        self.enabled = enabled or offload
+        self.offload = offload
+
+    def __call__(self, module: nn.Module, *args, **kwargs):
+        """``module(*args, **kwargs)``, checkpointed when enabled and a backward pass can follow."""
+        if not (self.enabled and module.training and torch.is_grad_enabled()):
+            return module(*args, **kwargs)
+        forward = _RecomputeKeepingBuffers(module)
+        if self.offload and any(torch.is_tensor(a) and a.is_cuda for a in args):
+            with torch.autograd.graph.save_on_cpu(pin_memory=True):
+                return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+        # the RNG state is restored for the recomputation, so dropout masks are the same
+        return checkpoint(forward, *args, use_reentrant=False, **kwargs)
+
+
+class _RecomputeKeepingBuffers:
+    """Calls ``module``; from the second call on (the recomputation in backward) its buffers are put back
+    afterwards, so BatchNorm running statistics move once per step, as without checkpointing."""
+
+    def __init__(self, module: nn.Module):
+        self.module = module
+        self.calls = 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        if self.calls == 1:
+            return self.module(*args, **kwargs)
+        saved = [buffer.clone() for buffer in self.module.buffers()]
+        try:
+            return self.module(*args, **kwargs)
+        finally:  # also when torch stops the recomputation early, once it has what backward needs
+            with torch.no_grad():
+                for buffer, value in zip(self.module.buffers(), saved):
+                    buffer.copy_(value)
 
 
 class DropPath(nn.Module):
@@ -122,10 +164,17 @@ class MultiheadAttention(nn.Module):
             v = torch.cat([prompt_kv[1], v], dim=2)
         if attn_bias is not None:
             mask = attn_bias.reshape(bsz, self.num_heads, tgt_len, src_len)
+        # One sentence's cached encoder keys serve many query rows (all-candidate scoring): the rows become
+        # queries of that one sentence instead of copies of its keys.
+        shared_kv = static_kv and k.size(0) == 1 < bsz
+        if shared_kv:
+            q = q.transpose(0, 1).reshape(1, self.num_heads, bsz * tgt_len, self.head_dim)
+            if mask is not None:
+                mask = mask.transpose(0, 1).reshape(1, self.num_heads, bsz * tgt_len, src_len)
         if attn_mask is not None:
             mask = attn_mask if mask is None else mask + attn_mask
         if key_padding_mask is not None:
-            pad = key_padding_mask.view(bsz, 1, 1, src_len).to(torch.bool)
+            pad = key_padding_mask.view(k.size(0), 1, 1, src_len).to(torch.bool)
             mask = (q.new_zeros(pad.shape) if mask is None else mask).masked_fill(pad, float("-inf"))
         if mask is not None:
             mask = mask.to(q.dtype)
@@ -141,10 +190,14 @@ class MultiheadAttention(nn.Module):
             probs = utils.softmax(scores, dim=-1).type_as(scores)
             out = torch.matmul(F.dropout(probs, p=dropout_p, training=self.training), v)
             weights = probs.transpose(0, 1)  # (H, B, T, S)
+            if shared_kv:
+                weights = probs.view(self.num_heads, bsz, tgt_len, -1)
             if not need_head_weights:
                 weights = weights.mean(dim=0)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0)
+        if shared_kv:
+            out = out.view(self.num_heads, bsz, tgt_len, self.head_dim).transpose(0, 1)
 
         if self.c_attn is not None:
             out = out * self.c_attn.view(1, -1, 1, 1)
@@ -171,8 +224,9 @@ class MultiheadAttention(nn.Module):
         for name, value in buffer.items():
             if value is None:
                 continue
-            # Encoder keys are identical across the beams of a sentence: only the batch size can change.
-            if self.encoder_decoder_attention and value.size(0) == new_order.size(0):
+            # Encoder keys are identical across the beams of a sentence: only the batch size can change; keys
+            # of one sentence shared by all rows stay shared.
+            if self.encoder_decoder_attention and value.size(0) in (1, new_order.size(0)):
                 break
             buffer[name] = value.index_select(0, new_order)
         self._set_input_buffer(incremental_state, buffer)

@@ -16,6 +16,7 @@ from fairseq.models import (
 )
 from torch import Tensor
 
+from ..candidate_scorer import score_candidates_with_trie
 from .layers import Adapter, PromptEncoder
 from .backbone import IMAGE_BACKBONES, load_backbone_weights
 from .vit import VIT_CONFIGS
@@ -63,6 +64,11 @@ class OFAModelConfig:
     encoder_drop_path_rate: float = field(default=0.0, metadata={"help": "encoder drop path rate"})
     decoder_drop_path_rate: float = field(default=0.0, metadata={"help": "decoder drop path rate"})
     resnet_drop_path_rate: float = field(default=0.0, metadata={"help": "resnet drop path rate"})
+    checkpoint_activations: bool = field(default=False, metadata={
+        "help": "checkpoint activations at each layer (and ResNet stage): recompute them during backward, "
+                "trading compute for memory"})
+    offload_activations: bool = field(default=False, metadata={
+        "help": "checkpoint activations and keep the saved inputs in CPU memory; implies --checkpoint-activations"})
     token_bucket_size: int = field(default=256, metadata={"help": "relative position buckets between tokens"})
     image_bucket_size: int = field(default=42, metadata={"help": "side of the image position grid"})
     attn_scale_factor: float = field(default=2.0, metadata={"help": "attention scale factor"})
@@ -247,6 +253,11 @@ class OFAModel(FairseqEncoderDecoderModel):
                 sentence = sentence.view(-1, sentence.size(1) * 2)
             x = head(sentence)
         return x, extra
+
+    def score_answers_in_trie(self, encoder_out: dict, prompts, answers, trie) -> Tensor:
+        """(B, K) log-likelihoods of K answers after each of B decoder prompts, normalised over the tokens the
+        answer trie allows at each position (all-candidate VQA, SNLI-VE); see ``models/candidate_scorer.py``."""
+        return score_candidates_with_trie(self, encoder_out, prompts, answers, trie)
 
     def register_embedding_tokens(self, ans2label_dict: dict, src_dict, bpe) -> None:
         """Remember answer token ids so new answer symbols can be initialised from their words on load."""

@@ -8,7 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .layers import DropPath
+from .layers import ActivationCheckpointing, DropPath
 
 # Bottleneck blocks per stage for each ``--resnet-type`` (only three stages are used).
 RESNET_LAYERS = {
@@ -66,8 +66,9 @@ class ResNet(nn.Module):
     """Stem + three bottleneck stages; maps (B, 3, H, W) to (B, 1024, H/16, W/16)."""
 
     def __init__(self, layers: tuple[int, int, int], norm_layer: Optional[Callable[[int], nn.Module]] = None,
-                 drop_path_rate: float = 0.0):
+                 drop_path_rate: float = 0.0, run_stage: Optional[ActivationCheckpointing] = None):
         super().__init__()
+        self.run_stage = run_stage or ActivationCheckpointing()
         norm_layer = norm_layer or nn.BatchNorm2d
         self.inplanes = 64
         self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
@@ -99,12 +100,14 @@ class ResNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer3(self.layer2(self.layer1(x)))
+        for stage in (self.layer1, self.layer2, self.layer3):
+            x = self.run_stage(stage, x)
+        return x
 
 
 def build_resnet(resnet_type: str, freeze_bn: bool = False, sync_bn: bool = False,
-                 drop_path_rate: float = 0.0) -> ResNet:
-    """Build the backbone named by ``--resnet-type``."""
+                 drop_path_rate: float = 0.0, run_stage: Optional[ActivationCheckpointing] = None) -> ResNet:
+    """Build the backbone named by ``--resnet-type``; ``run_stage`` may checkpoint its three stages."""
     if resnet_type not in RESNET_LAYERS:
         raise ValueError(f"unknown --resnet-type {resnet_type!r}; choose one of {', '.join(RESNET_LAYERS)}")
     if sync_bn:
@@ -114,4 +117,5 @@ def build_resnet(resnet_type: str, freeze_bn: bool = False, sync_bn: bool = Fals
         norm_layer = FrozenBatchNorm2d
     else:
         norm_layer = nn.BatchNorm2d
-    return ResNet(RESNET_LAYERS[resnet_type], norm_layer=norm_layer, drop_path_rate=drop_path_rate)
+    return ResNet(RESNET_LAYERS[resnet_type], norm_layer=norm_layer, drop_path_rate=drop_path_rate,
+                  run_stage=run_stage)

@@ -11,7 +11,8 @@ from fairseq.models import FairseqEncoder, FairseqIncrementalDecoder
 from fairseq.modules import LayerNorm
 from torch import Tensor
 
-from .layers import IncrementalState, PromptEncoder, TransformerDecoderLayer, TransformerEncoderLayer
+from .layers import (ActivationCheckpointing, IncrementalState, PromptEncoder, TransformerDecoderLayer,
+                     TransformerEncoderLayer)
 from .backbone import build_image_backbone
 
 DEFAULT_MAX_POSITIONS = 1024
@@ -156,6 +157,7 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         self.pos_q_linear, self.pos_k_linear = _position_bias_projections(args, embed_dim)
         rates = _drop_path_rates(args.encoder_drop_path_rate, args.encoder_layers)
         self.layers = nn.ModuleList([TransformerEncoderLayer(args, drop_path_rate=r) for r in rates])
+        self.run_layer = ActivationCheckpointing(args.checkpoint_activations, args.offload_activations)
         self.layer_norm = LayerNorm(embed_dim) if args.encoder_normalize_before else None
         self._init_relative_positions(args, args.encoder_layers, self.num_attention_heads)
 
@@ -260,8 +262,9 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
                 n = bucket.size(1)
                 bias[:, :, start:start + n, start:start + n] += self.image_rel_pos_bias(bucket, idx)
                 start += n
-            x = layer(x, padding_mask if has_pads else None, self_attn_bias=bias.reshape(-1, total, total),
-                      prompt_kv=None if prompts is None else prompts[idx])
+            x = self.run_layer(layer, x, padding_mask if has_pads else None,
+                               self_attn_bias=bias.reshape(-1, total, total),
+                               prompt_kv=None if prompts is None else prompts[idx])
             if return_all_hiddens:
                 encoder_states.append(x)
         if self.layer_norm is not None:
@@ -329,6 +332,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         self.code_layernorm_embedding = LayerNorm(embed_dim) if args.code_layernorm_embedding else None
         rates = _drop_path_rates(args.decoder_drop_path_rate, args.decoder_layers)
         self.layers = nn.ModuleList([TransformerDecoderLayer(args, drop_path_rate=r) for r in rates])
+        self.run_layer = ActivationCheckpointing(args.checkpoint_activations, args.offload_activations)
         self.layer_norm = LayerNorm(embed_dim) if args.decoder_normalize_before else None
         if args.share_decoder_input_output_embed:
             self.output_projection = nn.Linear(embed_tokens.embedding_dim, embed_tokens.num_embeddings, bias=False)
@@ -345,9 +349,9 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
 
     def _abs_pos_bias(self, q_pos: Tensor, k_pos: Tensor, q_linear: nn.Module, k_linear: nn.Module) -> Tensor:
-        bsz, heads = q_pos.size(0), self.num_attention_heads
-        q = q_linear(q_pos).view(bsz, q_pos.size(1), heads, -1).transpose(1, 2) * self.pos_scaling
-        k = k_linear(k_pos).view(bsz, k_pos.size(1), heads, -1).transpose(1, 2)
+        heads = self.num_attention_heads  # k_pos may be one sentence's, shared by all query rows
+        q = q_linear(q_pos).view(q_pos.size(0), q_pos.size(1), heads, -1).transpose(1, 2) * self.pos_scaling
+        k = k_linear(k_pos).view(k_pos.size(0), k_pos.size(1), heads, -1).transpose(1, 2)
         return torch.matmul(q, k.transpose(2, 3))
 
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int):
@@ -449,13 +453,14 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         prompts = self.decoder_prompt_encoder(bsz) if self.decoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
             self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks, num_queries)
-            x, layer_attn = layer(x, enc, enc_padding, incremental_state, self_attn_mask=self_attn_mask,
-                                  self_attn_padding_mask=self_attn_padding_mask,
-                                  # alignment weights are only read at inference; skip them in training
-                                  need_head_weights=idx == alignment_layer and not self.training,
-                                  self_attn_bias=self_bias.reshape(-1, *self_bias.shape[-2:]),
-                                  cross_attn_bias=cross_pos_bias,
-                                  prompt_kv=None if prompts is None else prompts[idx])
+            x, layer_attn = self.run_layer(layer, x, enc, enc_padding, incremental_state,
+                                           self_attn_mask=self_attn_mask,
+                                           self_attn_padding_mask=self_attn_padding_mask,
+                                           # alignment weights are only read at inference; skip them in training
+                                           need_head_weights=idx == alignment_layer and not self.training,
+                                           self_attn_bias=self_bias.reshape(-1, *self_bias.shape[-2:]),
+                                           cross_attn_bias=cross_pos_bias,
+                                           prompt_kv=None if prompts is None else prompts[idx])
             inner_states.append(x)
             if layer_attn is not None and idx == alignment_layer:
                 attn = layer_attn.float().to(x)
