@@ -26,8 +26,8 @@ def caption_data(tmp_path_factory) -> str:
     return f"{files['train']},{files['valid']}"
 
 
-def build_trainer(data: str, *flags: str):
-    """A caption Trainer of a shrunk ofa_tiny on CPU, seeded so every call starts from the same weights."""
+def build_trainer(data: str, *flags: str, gpu: bool = False):
+    """A caption Trainer of a shrunk ofa_tiny on CPU (or GPU), seeded so every call starts from the same weights."""
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
@@ -38,8 +38,9 @@ def build_trainer(data: str, *flags: str):
     args = options.parse_args_and_arch(options.get_training_parser(), [
         data, "--task", "caption", *TINY_MODEL, "--selected-cols", "0,4,2", "--patch-image-size", "32",
         "--max-src-length", "20", "--max-tgt-length", "12", "--criterion", "adjust_label_smoothed_cross_entropy",
-        "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "1e-4", "--batch-size", "4", "--cpu",
-        "--num-workers", "0", "--seed", "1", "--dropout", "0", "--attention-dropout", "0", *flags,
+        "--label-smoothing", "0.1", "--optimizer", "adam", "--lr", "1e-4", "--batch-size", "4",
+        *([] if gpu else ["--cpu"]), "--num-workers", "0", "--seed", "1", "--dropout", "0",
+        "--attention-dropout", "0", *flags,
     ])
     cfg = convert_namespace_to_omegaconf(args)
     torch.manual_seed(1)
@@ -177,3 +178,56 @@ def test_trie_candidate_scorer_equals_the_full_vocabulary_scores():
     outside = [answers[0], torch.tensor([50, 99])]
     plan = plan_candidates(outside, trie, bos, eos)
     assert score_candidates_with_trie(model, encoder_out, prompts, outside, trie, plan)[:, 1].eq(-math.inf).all()
+
+
+# ---- on a GPU (skipped without CUDA) -------------------------------------------------------------------------
+needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@needs_cuda
+@pytest.mark.parametrize("flag", ["--amp", "--fp16"])
+def test_half_precision_train_steps_on_gpu_are_finite_and_close_to_fp32(caption_data, flag):
+    losses = []
+    for flags in ((), (flag,)):
+        trainer, batches = build_trainer(caption_data, *flags, gpu=True)
+        losses.append([trainer.train_step([next(batches)])["loss"] for _ in range(2)])
+    assert all(math.isfinite(loss) for loss in losses[1])
+    assert losses[1] == pytest.approx(losses[0], rel=0.05)
+
+
+@needs_cuda
+def test_attention_on_gpu_matches_cpu():
+    from models.ofa import build_ofa_model
+
+    torch.manual_seed(0)
+    model = build_ofa_model("ofa_tiny", encoder_layers=2, decoder_layers=2, resnet_type="resnet18",
+                            patch_image_size=64).eval()
+    inputs = dict(src_tokens=torch.randint(4, 1000, (2, 7)), src_lengths=torch.tensor([7, 7]),
+                  prev_output_tokens=torch.randint(4, 1000, (2, 5)), patch_images=torch.randn(2, 3, 64, 64),
+                  patch_masks=torch.ones(2, dtype=torch.bool))
+    inputs["src_tokens"][1, -2:] = 1  # padding exercises the key padding mask
+    with torch.no_grad():
+        expected, _ = model(**inputs)
+        logits, _ = model.cuda()(**{k: v.cuda() for k, v in inputs.items()})
+    torch.testing.assert_close(logits.cpu(), expected, rtol=1e-3, atol=1e-3)
+
+
+@needs_cuda
+def test_nccl_data_parallel_on_one_gpu(caption_data, tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=1", f"--master_port={port}",
+               str(REPO / "train.py"), caption_data, "--user-dir", str(REPO), "--task", "caption", *TINY_MODEL,
+               "--selected-cols", "0,4,2", "--patch-image-size", "32", "--criterion",
+               "adjust_label_smoothed_cross_entropy", "--optimizer", "adam", "--lr", "1e-4", "--batch-size", "4",
+               "--max-update", "2", "--distributed-backend", "nccl", "--ddp-backend", "pytorch_ddp",
+               "--num-workers", "0", "--save-dir", str(tmp_path), "--disable-validation", "--log-format", "json",
+               "--log-interval", "1", "--amp"]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert '"num_updates": "2"' in proc.stdout

@@ -348,23 +348,38 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long)
             self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
 
-    def _abs_pos_bias(self, q_pos: Tensor, k_pos: Tensor, q_linear: nn.Module, k_linear: nn.Module) -> Tensor:
-        heads = self.num_attention_heads  # k_pos may be one sentence's, shared by all query rows
-        q = q_linear(q_pos).view(q_pos.size(0), q_pos.size(1), heads, -1).transpose(1, 2) * self.pos_scaling
-        k = k_linear(k_pos).view(k_pos.size(0), k_pos.size(1), heads, -1).transpose(1, 2)
-        return torch.matmul(q, k.transpose(2, 3))
+    def _pos_heads(self, pos: Tensor, linear: nn.Module) -> Tensor:
+        """(B, L, C) positions -> (B, H, L, D) projected per head."""
+        return linear(pos).view(pos.size(0), pos.size(1), self.num_attention_heads, -1).transpose(1, 2)
 
-    def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int):
-        """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross."""
+    def _abs_pos_bias(self, q_pos: Tensor, k: Tensor, q_linear: nn.Module) -> Tensor:
+        # k (projected keys) may have batch 1 (shared by all query rows) or the query batch, and vice versa
+        return torch.matmul(self._pos_heads(q_pos, q_linear) * self.pos_scaling, k.transpose(2, 3))
+
+    def _cross_pos_keys(self, src_pos: Tensor, incremental_state: Optional[IncrementalState]) -> Tensor:
+        """Projected encoder positions; computed once per encoder output while decoding incrementally."""
+        if incremental_state is None:
+            return self._pos_heads(src_pos, self.cross_pos_k_linear)
+        cached = self.get_incremental_state(incremental_state, "cross_pos_keys")
+        if cached is None or cached["positions"] is not src_pos:  # a new or reordered encoder output
+            cached = {"positions": src_pos, "keys": self._pos_heads(src_pos, self.cross_pos_k_linear)}
+            self.set_incremental_state(incremental_state, "cross_pos_keys", cached)
+        return cached["keys"]
+
+    def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int,
+                         incremental_state: Optional[IncrementalState] = None):
+        """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross;
+        B is 1 when the target positions are shared by all rows."""
         if self.self_pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs
             bsz, heads = tgt_pos.size(0), self.num_attention_heads
             return (tgt_pos.new_zeros(bsz, heads, num_queries, tgt_pos.size(1)),
-                    tgt_pos.new_zeros(bsz, heads, num_queries, src_pos.size(1)))
+                    tgt_pos.new_zeros(max(bsz, src_pos.size(0)), heads, num_queries, src_pos.size(1)))
+        cross_keys = self._cross_pos_keys(src_pos, incremental_state)
 
         def biases(pos: Tensor) -> tuple[Tensor, Tensor]:
             queries = pos[:, -num_queries:]
-            return (self._abs_pos_bias(queries, pos, self.self_pos_q_linear, self.self_pos_k_linear),
-                    self._abs_pos_bias(queries, src_pos, self.cross_pos_q_linear, self.cross_pos_k_linear))
+            return (self._abs_pos_bias(queries, self._pos_heads(pos, self.self_pos_k_linear), self.self_pos_q_linear),
+                    self._abs_pos_bias(queries, cross_keys, self.cross_pos_q_linear))
 
         self_bias, cross_bias = biases(tgt_pos if self.use_ofasys else self.pos_ln(tgt_pos))
         if code_masks is not None and code_masks.any():
@@ -423,7 +438,8 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         enc_padding = (encoder_out["encoder_padding_mask"][0]
                        if encoder_out and encoder_out["encoder_padding_mask"] else None)
 
-        tgt_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device).expand(bsz, -1))
+        # text positions are the same in every row: computed (and their biases) once, broadcast over the batch
+        tgt_pos = self.embed_positions(torch.arange(tgt_len, device=prev_output_tokens.device).unsqueeze(0))
         if code_masks is not None and code_masks.any():
             if self.use_ofasys:
                 raise ValueError("--use-ofasys decoders have no image-code positions: they cannot generate images")
@@ -435,9 +451,9 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             tokens = prev_output_tokens[:, -1:]
         num_queries = tokens.size(1)
         self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
-                                                              code_masks, num_queries)
+                                                              code_masks, num_queries, incremental_state)
         tgt_pos = tgt_pos[:, -num_queries:]
-        cross_pos_bias = cross_pos_bias.reshape(-1, *cross_pos_bias.shape[-2:])
+        cross_pos_bias = cross_pos_bias.expand(bsz, -1, -1, -1).reshape(-1, *cross_pos_bias.shape[-2:])
 
         x = self.embed_scale * self.embed_tokens(tokens)
         if self.add_positions_to_input:
@@ -453,6 +469,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         prompts = self.decoder_prompt_encoder(bsz) if self.decoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
             self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks, num_queries)
+            self_bias = self_bias.expand(bsz, -1, -1, -1)
             x, layer_attn = self.run_layer(layer, x, enc, enc_padding, incremental_state,
                                            self_attn_mask=self_attn_mask,
                                            self_attn_padding_mask=self_attn_padding_mask,
