@@ -612,6 +612,7 @@ def test_every_hint_names_variables_the_script_reads(tmp_path, workspace, script
 
 
 SOURCE_CHECK = r"""
+[[ -z "$3" ]] || set -euo pipefail
 before="$(set +o; shopt -p)"
 source "$1"
 after="$(set +o; shopt -p)"
@@ -621,15 +622,15 @@ declare -F ofa_train ofa_evaluate ofa_setup ofa_main ${2:-}
 """
 
 
-@pytest.mark.parametrize("sourced,function", [("common.sh", ""), ("caption/train_caption_stage1.sh",
-                                                                   "train_caption_stage1")])
-def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced, function):
-    """Sourcing common.sh (or a script, as variant scripts do) only defines functions: no strict mode in the caller,
-    no venv created or activated (that is ofa_setup's explicit job), nothing run."""
+@pytest.mark.parametrize("sourced,function,strict", [("common.sh", "", ""), ("common.sh", "", "strict"),
+                                                     ("caption/train_caption_stage1.sh", "train_caption_stage1", "")])
+def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced, function, strict):
+    """Sourcing common.sh (or a script, as variant scripts do) only defines functions: no strict mode switched on
+    (nor off, for a caller that uses it), no venv created or activated (ofa_setup's explicit job), nothing run."""
     venv = tmp_path / "venv"
     env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "OFA_VENV": str(venv),
            "OFA_DRY_RUN": "1"}
-    result = subprocess.run(["bash", "-c", SOURCE_CHECK, "check", str(RUN_SCRIPTS / sourced), function],
+    result = subprocess.run(["bash", "-c", SOURCE_CHECK, "check", str(RUN_SCRIPTS / sourced), function, strict],
                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VIRTUAL_ENV=\n" in result.stdout and not venv.exists()
