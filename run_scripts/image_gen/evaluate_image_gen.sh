@@ -5,7 +5,7 @@
 # of the full test split is fine for a quick look.
 #   INCEPTION_WEIGHTS   local FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth); never downloaded
 #   FID_REFERENCE       reference statistics .npz (the original's gt_stat.npz: mu, sigma) or a folder of images
-#   SKIP_METRICS=1      generate only
+#   SKIP_METRICS=1      generate only;  METRICS_BATCH_SIZE (default 128) for the IS/FID pass
 # Usage (from the repo root or run_scripts/image_gen): bash evaluate_image_gen.sh [extra evaluate.py flags]
 # Every NAME below can be set in the environment; see run_scripts/common.sh.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
