@@ -224,9 +224,13 @@ _ofa_command() {  # appends the command of the current values to commands and lo
     for text in "${files[@]}"; do
         _ofa_require "$text" "data file" DATA "see dataset/README.md"
     done
+    _ofa_expand "${value[CHECKPOINT_ROOT]}"
+    local checkpoint_root="$REPLY/"
     for name in "${needs[@]}"; do
         _ofa_expand "${value[$name]:-}"
-        [[ -z "$REPLY" ]] || _ofa_require "$REPLY" "${what[$name]} ($name)" "$name"
+        text=""
+        [[ "$REPLY" != "$checkpoint_root"* ]] || text="see the README's checkpoints section"
+        [[ -z "$REPLY" ]] || _ofa_require "$REPLY" "${what[$name]} ($name)" "$name" "$text"
     done
     local override_names=" ${value[MODEL_OVERRIDES]:-} "
     for name in "${names[@]}"; do

@@ -15,7 +15,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/image_gen_env.sh"
 evaluate_image_gen() {  # [ITEMS...] [-- evaluate.py flags]: ITEMS replace the values below
     local metrics=()  # checked before the long generation run, not after it
     [[ -n "${SKIP_METRICS:-}" ]] || metrics=("NEED:INCEPTION_WEIGHTS=FID Inception-v3 weights"
-        "NEED:FID_REFERENCE=FID reference (gt_stat.npz or a folder of images)")
+        "NEED:FID_REFERENCE=FID reference statistics or image folder")
     ofa_evaluate MASTER_PORT=4081 "${IMAGE_GEN_ITEMS[@]}" DATA={DATA_DIR}/coco_vqgan_full_test.tsv \
         CHECKPOINT={CHECKPOINT_ROOT}/image_gen_large_best.pt GEN_IMAGES_PATH={RESULTS_ROOT}/image_gen SPLIT=test \
         LOG=evaluate_image_gen_{SPLIT} INCEPTION_WEIGHTS={CHECKPOINT_ROOT}/inception/pt_inception-2015-12-05-6726825d.pth \
