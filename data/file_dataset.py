@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -112,8 +113,7 @@ class FileDataset:
             cache_path = f"{self.file_path}.index"
             if not os.path.isfile(cache_path):
                 raise FileNotFoundError(f"cached index not found: {cache_path}")
-            with open(cache_path, "rb") as f:
-                self.total_row_count, offsets = pickle.load(f)
+            self.total_row_count, offsets = load_pickle(cache_path, "cached row offsets")
             self.lineid_to_offset = np.asarray(offsets, dtype=np.int64)
         else:
             self.lineid_to_offset = _line_offsets(self.file_path)

@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import os
-import pickle
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
@@ -21,6 +20,7 @@ from omegaconf import DictConfig
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
+from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -182,11 +182,27 @@ class OFATask(FairseqTask):
     # ---- candidate answers ------------------------------------------------------------------------------------
 
     def load_ans2label(self) -> dict:
-        """``ans2label_file`` (a pickle) if given, else the JSON of ``ans2label_dict``."""
-        if getattr(self.cfg, "ans2label_file", None):
-            with open(self.cfg.ans2label_file, "rb") as f:
-                return pickle.load(f)
-        return json.loads(self.cfg.ans2label_dict)
+        """``ans2label_file`` if given, else the JSON of ``ans2label_dict``: answer -> label.
+
+        The file is a pickle (read without executing code) or, when it ends in ``.json``, JSON; either holds
+        an answer -> label dict or a list of answers (labelled by position).
+        """
+        path = getattr(self.cfg, "ans2label_file", None)
+        if not path:
+            return json.loads(self.cfg.ans2label_dict)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--ans2label-file {path} does not exist")
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                answers = json.load(f)
+        else:
+            answers = load_pickle(path, "--ans2label-file")
+        if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+            return {answer: label for label, answer in enumerate(answers)}
+        if isinstance(answers, dict) and all(isinstance(a, str) for a in answers):
+            return answers
+        raise ValueError(f"--ans2label-file {path}: expected a dict answer -> label or a list of answers, "
+                         f"got {type(answers).__name__}")
 
     def encode_answer(self, answer: str) -> torch.Tensor:
         return self.tgt_dict.encode_line(self.bpe.encode(" " + answer), add_if_not_exist=False,
