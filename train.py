@@ -45,8 +45,9 @@ def main(cfg: DictConfig) -> None:
         logger.addHandler(logging.FileHandler(filename=cfg.common.log_file))
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
-    if distributed_utils.is_master(cfg.distributed_training):
-        os.makedirs(cfg.checkpoint.save_dir, exist_ok=True)
+    save_dir_lock = None
+    if distributed_utils.is_master(cfg.distributed_training) and not cfg.checkpoint.no_save:
+        save_dir_lock = checkpoint_utils.prepare_save_dir(cfg.checkpoint.save_dir)  # held until training ends
     logger.info(cfg)
 
     task = tasks.setup_task(cfg.task)
@@ -86,6 +87,8 @@ def main(cfg: DictConfig) -> None:
                                                disable_iterator_cache=True)
     train_meter.stop()
     logger.info("done training in %.1f seconds", train_meter.sum)
+    if save_dir_lock is not None:
+        save_dir_lock.release()
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:
