@@ -147,6 +147,7 @@ def train(cfg: DictConfig, trainer: Trainer, task, epoch_itr) -> Tuple[List[Opti
         if should_stop:
             break
 
+    trainer.log_skipped_rows("train", f"epoch {epoch_itr.epoch}")
     logger.info("end of epoch %d (average epoch stats below)", epoch_itr.epoch)
     progress.print(get_training_stats(metrics.get_smoothed_values("train")), tag="train", step=num_updates)
     metrics.reset_meters("train")
@@ -204,6 +205,7 @@ def validate(cfg: DictConfig, trainer: Trainer, task, epoch_itr, subsets: List[s
                 if cfg.dataset.max_valid_steps is not None and i > cfg.dataset.max_valid_steps:
                     break
                 trainer.valid_step(sample)
+        trainer.log_skipped_rows("valid", f"validation on '{subset}'")
         stats = agg.get_smoothed_values()
         if hasattr(task, "get_valid_stats"):
             stats = task.get_valid_stats(cfg, trainer, stats)

@@ -5,6 +5,7 @@ import logging
 import pytest
 
 from data.file_dataset import RowError
+from utils.bad_rows import SkippedRow
 
 
 def _caption_rows(b64_image, bad_image):
@@ -66,9 +67,16 @@ def test_skip_flag_drops_and_counts_bad_rows(make_task, b64_image, caplog):
     _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, skip_bad_rows=True)
     with caplog.at_level(logging.WARNING):
         samples = [dataset[i] for i in range(len(dataset))]
-    assert [s is None for s in samples] == [False, True, False, True]
+    assert [isinstance(s, SkippedRow) for s in samples] == [False, True, False, True]
+    assert [(s.row, s.path.endswith("data.tsv")) for s in samples[1::2]] == [(1, True), (3, True)]
     assert dataset.num_skipped == 2
     assert "2 skipped so far" in caplog.text and "row 1 (line 2), column 4" in caplog.text
     batch = dataset.collater(samples)
     assert batch["id"].tolist() == ["1", "3"] and batch["nsentences"] == 2
+    assert batch["skipped_rows"] == [samples[1], samples[3]]
+    # reading a row again (fairseq reads the first batch twice) neither counts nor logs it again
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        assert dataset.collater([dataset[1], dataset[3]]) == {"skipped_rows": [samples[1], samples[3]]}
+    assert dataset.num_skipped == 2 and "skipping" not in caplog.text
     assert dataset.collater([None]) == {}
