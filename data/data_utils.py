@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import warnings
 from io import BytesIO
 
@@ -136,6 +137,14 @@ def encode_image_base64(image: Image.Image, format: str = "PNG") -> str:
     buffer = BytesIO()
     image.save(buffer, format=format)
     return base64.urlsafe_b64encode(buffer.getvalue()).decode("ascii")
+
+
+def finite_float(text: str) -> float:
+    """``float(text)``, refusing nan and +-inf: they pass every range check and break far from their row."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value
 
 
 def quantize(value: torch.Tensor | float, num_bins: int) -> int:

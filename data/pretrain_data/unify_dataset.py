@@ -9,7 +9,7 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from data.data_utils import bins_to_text
+from data.data_utils import bins_to_text, finite_float
 from data.file_dataset import FileDataset, TsvRow
 from data.ofa_dataset import OFADataset
 from data.pretrain_data.augment import LargeScaleJitter, ObjectCenterCrop, rand_augment, random_hflip, random_resize
@@ -197,7 +197,7 @@ class UnifyDataset(OFADataset):
             try:
                 if not sep:
                     raise ValueError("no '|!+'")
-                answers[answer] = float(conf)
+                answers[answer] = finite_float(conf)
             except ValueError:
                 raise row.error(field, f"answer {item!r} is not 'confidence|!+answer'") from None
         return answers
@@ -210,7 +210,7 @@ class UnifyDataset(OFADataset):
             try:
                 if len(parts) != (6 if with_labels else 4):
                     raise ValueError("wrong number of fields")
-                boxes.append([float(v) for v in parts[:4]])
+                boxes.append([finite_float(v) for v in parts[:4]])
             except ValueError:
                 layout = "x0,y0,x1,y1,object_id,object_name" if with_labels else "x0,y0,x1,y1"
                 raise row.error(field, f"box {item!r} is not {layout}") from None

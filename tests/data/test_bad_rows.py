@@ -41,6 +41,8 @@ def test_wrong_column_count_through_the_task(make_task, b64_image):
     ("30,10,20,40", "inverted"),
     ("1,2,3", "four numbers"),
     ("a,b,c,d", "four numbers"),
+    ("nan,0,20,20", "'nan' is not a finite number"),
+    ("0,0,inf,20", "'inf' is not a finite number"),
 ])
 def test_bad_box_names_region_column(make_task, b64_image, region, reason):
     rows = [[1, 0, "left cat", "0,0,64,48", b64_image()], [2, 0, "the dog", region, b64_image()]]
@@ -48,6 +50,12 @@ def test_bad_box_names_region_column(make_task, b64_image, region, reason):
     dataset[0]
     with pytest.raises(RowError, match=rf"row 1 \(line 2\), column 3: .*{reason}"):
         dataset[1]
+
+
+def test_nan_box_is_skipped_under_skip_bad_rows(make_task, b64_image):
+    rows = [[1, 0, "left cat", "0,0,64,48", b64_image()], [2, 0, "the dog", "0,nan,20,20", b64_image()]]
+    _, dataset = make_task("refcoco", rows, selected_cols="0,4,2,3", patch_image_size=32, skip_bad_rows=True)
+    assert dataset.collater([dataset[0], dataset[1]])["skipped_rows"] == [SkippedRow(dataset.dataset.file_path, 1)]
 
 
 def test_unknown_label_names_label_column(make_task, b64_image):
