@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
-from data.data_utils import collate_tokens, decode_base64_image, decode_base64_image_rgb, object_array, stack_batch
+from data.data_utils import (DEFAULT_MAX_IMAGE_PIXELS, collate_tokens, decode_base64_image, decode_base64_image_rgb,
+                             object_array, stack_batch)
 from data.file_dataset import FileDataset, RowError, TsvRow
 from utils.bad_rows import SkippedRow, split_skipped, with_skipped
 from utils.transforms import PatchResizeTransform, patch_resize_transform
@@ -45,6 +46,7 @@ class OFADataset(FairseqDataset):
         constraint_trie=None,
         prompt_type: str | None = "none",
         skip_bad_rows: bool = False,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ):
         self.split = split
         self.dataset = dataset
@@ -60,6 +62,7 @@ class OFADataset(FairseqDataset):
         if self.prompt_type not in PROMPT_TYPES:
             raise ValueError(f"unknown prompt_type {prompt_type!r}; choose one of {PROMPT_TYPES}")
         self.skip_bad_rows = skip_bad_rows
+        self.max_image_pixels = max_image_pixels
         # (file, row) skipped in this process, each counted once however often it is read
         self.skipped_rows: set[tuple[str, int]] = set()
 
@@ -150,7 +153,7 @@ class OFADataset(FairseqDataset):
 
     def read_image(self, row: TsvRow, field: int):
         """The PIL image in base64 column ``field`` of ``row`` (a :class:`RowError` if it does not decode)."""
-        return self._decode_field(row, field, decode_base64_image)
+        return self._decode_field(row, field, lambda text: decode_base64_image(text, self.max_image_pixels))
 
     #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (faster on large photos, pixels
     #: differ from a full decode; off by default, set by the task's option)
@@ -159,7 +162,8 @@ class OFADataset(FairseqDataset):
     def read_image_pixels(self, row: TsvRow, field: int) -> torch.Tensor:
         """The image of :meth:`read_image` as RGB uint8 (3, H, W) pixels, decoded without PIL where possible."""
         draft_size = self.patch_image_size if self.jpeg_draft_decode else None
-        return self._decode_field(row, field, lambda text: decode_base64_image_rgb(text, draft_size))
+        return self._decode_field(row, field, lambda text: decode_base64_image_rgb(text, draft_size,
+                                                                                   self.max_image_pixels))
 
     @staticmethod
     def _decode_field(row: TsvRow, field: int, decode):

@@ -17,6 +17,7 @@ from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
+from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
@@ -57,6 +58,11 @@ class OFAConfig(FairseqDataclass):
         default=False,
         metadata={"help": "log and skip TSV rows that cannot be decoded (wrong column count, bad base64 or image, "
                           "bad box/label) instead of stopping with an error naming file, row and column"},
+    )
+    max_image_pixels: int = field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metadata={"help": "refuse images with more pixels than this before decoding them (a bad row; Pillow's "
+                          "decompression-bomb limit by default); 0 for no limit"},
     )
 
 
@@ -155,6 +161,7 @@ class OFATask(FairseqTask):
             "patch_image_size": self.cfg.patch_image_size,
             "imagenet_default_mean_and_std": self.cfg.imagenet_default_mean_and_std,
             "skip_bad_rows": self.cfg.skip_bad_rows,
+            "max_image_pixels": self.cfg.max_image_pixels,
         }
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,

@@ -88,3 +88,35 @@ def test_skip_flag_drops_and_counts_bad_rows(make_task, b64_image, caplog):
         assert dataset.collater([dataset[1], dataset[3]]) == {"skipped_rows": [samples[1], samples[3]]}
     assert dataset.num_skipped == 2 and "skipping" not in caplog.text
     assert dataset.collater([None]) == {}
+
+
+def _png_header_bomb(size: int = 30000) -> str:
+    """Base64 of a greyscale PNG declaring size x size pixels (a decompression bomb's header; one row of data)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", size, size, 8, 0, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(b"\x00" * (size + 1))) + chunk(b"IEND", b""))
+    return base64.urlsafe_b64encode(png).decode()
+
+
+def test_image_pixel_limit_names_row_and_flag(make_task, b64_image):
+    rows = [[1, 0, "a cat", "", _png_header_bomb()]]
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32)
+    with pytest.raises(RowError, match=r"row 0 \(line 1\), column 4: image of 30000x30000 pixels is larger than "
+                                       r"--max-image-pixels 89478485 \(raise the flag to accept it\)"):
+        dataset[0]
+    rows = [[1, 0, "a cat", "", b64_image(format="JPEG")], [2, 0, "a dog", "", b64_image()]]
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, max_image_pixels=3000)
+    for i in range(2):  # 64x48 = 3072 pixels, JPEG (torchvision decoder) and PNG (PIL)
+        with pytest.raises(RowError, match=rf"row {i} .*image of 64x48 pixels is larger than --max-image-pixels 3000"):
+            dataset[i]
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, max_image_pixels=3000,
+                           skip_bad_rows=True)
+    assert dataset.collater([dataset[0], dataset[1]]) == {"skipped_rows": [SkippedRow(dataset.dataset.file_path, 0),
+                                                                          SkippedRow(dataset.dataset.file_path, 1)]}
+    _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, max_image_pixels=3072)
+    assert dataset[0]["patch_image"].shape == (3, 32, 32)
