@@ -32,12 +32,13 @@ from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E40
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
-from utils import checkpoint_utils  # noqa: E402
+from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 
 
 def main(cfg: DictConfig) -> None:
     utils.import_user_module(cfg.common)
+    option_checks.check_training_options(cfg)
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise TrainingSetupError("give a batch size with --batch-size (or --max-tokens)")
     metrics.reset()
@@ -248,6 +249,7 @@ def init_distributed_from_torchrun(cfg: DictConfig) -> None:
 
 
 def cli_main(modify_parser=None) -> None:
+    option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
     args = options.parse_args_and_arch(parser, modify_parser=modify_parser)
@@ -258,7 +260,7 @@ def cli_main(modify_parser=None) -> None:
     init_distributed_from_torchrun(cfg)
     try:
         distributed_utils.call_main(cfg, main)
-    except (CheckpointError, TrainingSetupError) as err:
+    except (CheckpointError, TrainingSetupError, option_checks.OptionError) as err:
         sys.exit(f"train.py: error: {err}")
 
 

@@ -21,6 +21,7 @@ from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
+from utils.option_checks import OptionError
 from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
@@ -150,6 +151,8 @@ class OFATask(FairseqTask):
             raise NotImplementedError(f"{type(self).__name__} names no dataset_cls; use a concrete task (caption...)")
         file_dataset = FileDataset(self.data_path(split, epoch), self.cfg.selected_cols,
                                    slice_id=slice_id, slice_count=slice_count)
+        if file_dataset.get_total_row_count() == 0:
+            raise OptionError(f"--data: the {split} file {file_dataset.file_path} is empty")
         self.datasets[split] = self.dataset_cls(split, file_dataset, self.bpe, self.src_dict, self.tgt_dict,
                                                 **self.dataset_kwargs(split))
 
