@@ -120,3 +120,17 @@ def test_image_pixel_limit_names_row_and_flag(make_task, b64_image):
                                                                           SkippedRow(dataset.dataset.file_path, 1)]}
     _, dataset = make_task("caption", rows, selected_cols="0,4,2", patch_image_size=32, max_image_pixels=3072)
     assert dataset[0]["patch_image"].shape == (3, 32, 32)
+
+
+def test_empty_training_caption_is_warned_once_then_counted(make_task, b64_image, caplog):
+    rows = [[i, 0, "a cat" if i == 0 else " ?! ", "", b64_image()] for i in range(12)]
+    _, dataset = make_task("caption", rows, split="train", selected_cols="0,4,2", patch_image_size=32)
+    with caplog.at_level(logging.WARNING):
+        samples = [dataset[i] for i in range(12)] + [dataset[1]]
+    assert samples[1]["target"].tolist() == dataset.encode_text(" ").tolist() + [dataset.eos]  # no word
+    warnings = [r.getMessage() for r in caplog.records if "empty caption" in r.getMessage()]
+    assert len(warnings) == 2
+    assert warnings[0].endswith("data.tsv: row 1 has an empty caption; it trains on a target without a word "
+                                "(warned once; the count is logged at 10, 100, ... such rows)")
+    assert warnings[1].endswith("data.tsv: 10 rows with an empty caption so far in this process")
+    assert len(dataset.empty_caption_rows) == 11
