@@ -146,3 +146,18 @@ def test_flipped_bytes_fail_the_checksum_in_one_line(tmp_path):
     # files without a checksum (released checkpoints, the original's) load as before
     torch.save(_checkpoint(weights), path)
     assert CHECKSUM_KEY not in checkpoint_utils.load_checkpoint_to_cpu(str(path))["extra_state"]
+
+
+class _InterruptedWhilePickling:
+    def __reduce__(self):
+        raise KeyboardInterrupt
+
+
+def test_ctrl_c_during_a_save_names_the_file_and_keeps_the_previous_one(tmp_path):
+    path = tmp_path / "checkpoint_last.pt"
+    checkpoint_utils.save_checkpoint_file({"model": {"w": torch.ones(3)}}, str(path))
+    with pytest.raises(KeyboardInterrupt, match=rf"interrupted while writing {path}; it keeps its previous content"):
+        checkpoint_utils.save_checkpoint_file({"model": {"w": torch.zeros(3)}, "x": _InterruptedWhilePickling()},
+                                              str(path))
+    assert torch.equal(checkpoint_utils.torch_load_safely(str(path))["model"]["w"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["checkpoint_last.pt"]
