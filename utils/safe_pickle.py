@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import codecs
 import collections
-import io
 import pickle
 from typing import Any
 
@@ -44,11 +43,6 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if found is None:
             raise UnsafePickleError(f"{module}.{name}")
         return found
-
-
-def loads_pickle(data: bytes, encoding: str = "ASCII") -> Any:
-    """:func:`pickle.loads` restricted to builtin containers, strings, numbers and numpy arrays/scalars."""
-    return _RestrictedUnpickler(io.BytesIO(data), encoding=encoding).load()
 
 
 def load_pickle(path: str, what: str, encoding: str = "ASCII") -> Any:
