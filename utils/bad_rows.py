@@ -55,15 +55,15 @@ def take_skipped(batch) -> tuple[object, list[SkippedRow]]:
 class SkipBadRowsMixin:
     """For a fairseq ``Trainer``: skipped-row totals and no-op updates for batches without a usable row."""
 
-    def _skipped_counts(self) -> dict:
-        if not hasattr(self, "_skipped_rows"):
-            self._skipped_rows = collections.defaultdict(set)  # (split, path) -> rows
-        return self._skipped_rows
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skipped_rows = collections.defaultdict(set)  # (split, path) -> rows skipped since the last report
+        self._dummy_source = None  # the dataset of the latest iterator, to find a usable dummy batch in
 
     def _take_skipped(self, sample, split: str):
         sample, skipped = take_skipped(sample)
         for row in skipped:
-            self._skipped_counts()[(split, row.path)].add(row.row)
+            self._skipped_rows[(split, row.path)].add(row.row)
         return sample
 
     def _skip_bad_rows(self) -> bool:
@@ -85,7 +85,7 @@ class SkipBadRowsMixin:
     def _ensure_dummy_batch(self, samples: list) -> None:
         if all(samples) or (self._dummy_batch and self._dummy_batch != "DUMMY"):
             return
-        dataset = getattr(self, "_dummy_source", None)
+        dataset = self._dummy_source
         for index in range(len(dataset) if dataset is not None else 0):
             batch, _ = take_skipped(dataset.collater([dataset[index]]))
             if batch:
@@ -127,10 +127,10 @@ class SkipBadRowsMixin:
         """Log (and forget) how many rows of ``split`` all ranks skipped since the last call, per file."""
         if not self._skip_bad_rows():
             return 0
-        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_counts().items()
+        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_rows.items()
                                       if s == split})
-        for key in [key for key in self._skipped_counts() if key[0] == split]:
-            del self._skipped_counts()[key]
+        for key in [key for key in self._skipped_rows if key[0] == split]:
+            del self._skipped_rows[key]
         if self.data_parallel_world_size > 1:
             gathered = distributed_utils.all_gather_list(dict(counts), group=self.data_parallel_process_group)
             counts = sum((collections.Counter(c) for c in gathered), collections.Counter())
