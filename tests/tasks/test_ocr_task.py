@@ -1,0 +1,154 @@
+"""The ocr task and OFA-CN on the bundled tiny data: rows load with Chinese prompts, OCR labels are normalised,
+a small ocr run learns (train.py), validates with ``acc`` and evaluates (evaluate.py); user errors are one line."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+TRAIN_ROWS, VALID_ROWS, BATCH_SIZE, EPOCHS = 48, 8, 8, 2
+SMALL_MODEL = ["--encoder-layers", "1", "--decoder-layers", "1", "--encoder-embed-dim", "64",
+               "--decoder-embed-dim", "64", "--encoder-ffn-embed-dim", "128", "--decoder-ffn-embed-dim", "128",
+               "--encoder-attention-heads", "2", "--decoder-attention-heads", "2", "--resnet-type", "resnet18"]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    from dataset.make_tiny_dataset import make_tiny_dataset
+
+    root = tmp_path_factory.mktemp("tiny_cn")
+    make_tiny_dataset(root, tasks=["caption_cn", "refcoco_cn", "ocr"], image_size=48)
+    return root
+
+
+def _head(path: Path, rows: int, out: Path) -> Path:
+    out.write_text("".join(path.read_text(encoding="utf-8").splitlines(keepends=True)[:rows]), encoding="utf-8")
+    return out
+
+
+def _load(task_name: str, data: Path, split: str = "valid", **options):
+    import tasks  # noqa: F401
+    from fairseq.tasks import setup_task
+    from omegaconf import OmegaConf
+
+    task = setup_task(OmegaConf.create({"_name": task_name, "data": f"{data},{data}", **options}))
+    task.load_dataset(split)
+    dataset = task.datasets[split]
+    return task, dataset.collater([dataset[i] for i in range(len(dataset))])
+
+
+def _text(task, tokens: torch.Tensor) -> str:
+    keep = [t for t in tokens.tolist() if t not in (task.tgt_dict.bos(), task.tgt_dict.eos(), task.tgt_dict.pad())]
+    return task.bpe.decode(task.tgt_dict.string(keep)).replace(" ", "")
+
+
+def test_tiny_chinese_rows_load_with_chinese_prompts(tiny, tmp_path):
+    task, batch = _load("caption", _head(tiny / "caption_cn" / "valid.tsv", 4, tmp_path / "c.tsv"), bpe="bert",
+                        selected_cols="0,4,2", patch_image_size=48)
+    assert _text(task, batch["net_input"]["src_tokens"][0]) == "图片描述了什么内容?"
+    assert not (batch["target"] == task.tgt_dict.index("[UNK]")).any()  # every character is in the vocabulary
+    assert "有一个" in _text(task, batch["target"][0])
+    task, batch = _load("refcoco", _head(tiny / "refcoco_cn" / "valid.tsv", 4, tmp_path / "r.tsv"), bpe="bert",
+                        selected_cols="0,4,2,3", patch_image_size=48)
+    assert _text(task, batch["net_input"]["src_tokens"][0]).startswith("这段文字\"")
+    assert batch["target"][:, :4].ge(task.tgt_dict.index("<bin_0>")).all()
+
+
+def test_tiny_ocr_labels_are_normalised(tiny):
+    import unicodedata
+
+    rows = [line.split("\t") for line in (tiny / "ocr" / "valid.tsv").read_text(encoding="utf-8").splitlines()]
+    assert any(unicodedata.normalize("NFKC", label) != label for _, _, label in rows)  # some are full-width
+    task, batch = _load("ocr", tiny / "ocr" / "valid.tsv", bpe="bert", selected_cols="0,1,2", patch_image_size=64)
+    assert _text(task, batch["net_input"]["src_tokens"][0]) == "图片上的文字是什么?"
+    assert [_text(task, t) for t in batch["target"]] == [unicodedata.normalize("NFKC", r[2]).lower() for r in rows]
+    assert batch["net_input"]["patch_images"].shape[1:] == (3, 64, 64)
+
+
+def test_ocr_with_gpt2_bpe_uses_the_english_prompt_and_words(make_task, b64_image):
+    task, dataset = make_task("ocr", [["1", b64_image((60, 20)), "Hello  Big World"]], selected_cols="0,1,2",
+                              patch_image_size=64, max_tgt_length=2)
+    sample = dataset[0]
+    assert task.bpe.decode(task.tgt_dict.string(sample["source"][1:-1])) == " what are the texts on the image?"
+    assert task.bpe.decode(task.tgt_dict.string(sample["target"])) == " hello big"
+
+
+def test_document_images_need_patch_size_480(make_task, b64_image):
+    with pytest.raises(ValueError, match="--is-document needs --patch-image-size 480"):
+        make_task("ocr", [["1", b64_image((60, 20)), "x"]], selected_cols="0,1,2", patch_image_size=64,
+                  is_document=True)[1][0]
+
+
+def test_bpe_errors_are_one_line(tmp_path):
+    import tasks  # noqa: F401
+    from fairseq.tasks import setup_task
+    from omegaconf import OmegaConf
+
+    with pytest.raises(FileNotFoundError, match=r"--bpe bert: .*utils/BPE/vocab.txt not found"):
+        setup_task(OmegaConf.create({"_name": "ocr", "bpe": "bert", "bpe_dir": str(REPO / "utils" / "BPE")}))
+    with pytest.raises(ValueError, match="--bpe sentencepiece: choose gpt2"):
+        setup_task(OmegaConf.create({"_name": "ocr", "bpe": "sentencepiece"}))
+
+
+def test_ocr_scores():
+    from utils.metrics import edit_distance, ocr_scores
+
+    assert edit_distance("kitten", "sitting") == 3 and edit_distance("", "ab") == 2
+    scores = ocr_scores(["ab12", "中国", ""], ["ab12", "中华", ""])
+    assert scores["acc"] == pytest.approx(2 / 3)
+    assert scores["ned"] == pytest.approx(1 - (0 + 0.5 + 0) / 3)
+
+
+@pytest.fixture(scope="module")
+def ocr_run(tiny, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ocr_run")
+    train = _head(tiny / "ocr" / "train.tsv", TRAIN_ROWS, folder / "train.tsv")
+    valid = _head(tiny / "ocr" / "valid.tsv", VALID_ROWS, folder / "valid.tsv")
+    args = [
+        f"{train},{valid}", "--user-dir", str(REPO), "--task", "ocr", "--bpe", "bert", "--arch", "ofa_tiny",
+        "--selected-cols", "0,1,2", "--patch-image-size", "64", "--max-src-length", "16", "--max-tgt-length", "12",
+        "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam",
+        "--lr", "5e-3", "--lr-scheduler", "polynomial_decay", "--warmup-ratio", "0.1", "--max-epoch", str(EPOCHS),
+        "--batch-size", str(BATCH_SIZE), "--eval-args", '{"beam": 2, "max_len_b": 8}',
+        "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric", *SMALL_MODEL,
+        "--num-workers", "0", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "1",
+        "--save-dir", str(folder / "checkpoints"), "--no-epoch-checkpoints",
+    ]
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return folder, result.stdout
+
+
+def test_ocr_run_learns_and_validates_with_accuracy(ocr_run):
+    _, stdout = ocr_run
+    losses = [float(json.loads(line.split("| train_inner | ", 1)[1])["loss"])
+              for line in stdout.splitlines() if "| train_inner |" in line]
+    assert len(losses) == EPOCHS * math.ceil(TRAIN_ROWS / BATCH_SIZE)
+    assert sum(losses[-3:]) / 3 < sum(losses[:3]) / 3 - 1.0, losses
+    valid = [json.loads(line.split("| valid | ", 1)[1]) for line in stdout.splitlines() if "| valid |" in line]
+    assert len(valid) == EPOCHS and all(0.0 <= float(v["valid_acc"]) <= 1.0 for v in valid)
+
+
+def test_evaluate_ocr_checkpoint(ocr_run, tiny):
+    import evaluate
+
+    folder, _ = ocr_run
+    data = _head(tiny / "ocr" / "test.tsv", 4, folder / "test.tsv")
+    results = folder / "results"
+    evaluate.cli_main([
+        str(data), f"--path={folder / 'checkpoints' / 'checkpoint_best.pt'}", f"--user-dir={REPO}", "--task=ocr",
+        "--batch-size=2", "--beam=2", "--max-len-b=8", "--cpu", "--num-workers=0", "--gen-subset=test",
+        f"--results-path={results}", "--no-progress-bar", f"--model-overrides={{'data': '{data}'}}",
+    ])
+    predictions = json.loads((results / "test_predict.json").read_text())
+    assert len(predictions) == 4 and all(set(p) == {"uniq_id", "hyp", "ref"} for p in predictions)
+    assert all(" " not in p["ref"] and p["ref"] == p["ref"].lower() for p in predictions)
+    scores = json.loads((results / "test_metrics.json").read_text())
+    assert scores["task"] == "ocr" and scores["num_samples"] == 4 and {"acc", "ned"} <= set(scores)
