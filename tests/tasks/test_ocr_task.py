@@ -105,25 +105,28 @@ def test_ocr_scores():
     assert scores["ned"] == pytest.approx(1 - (0 + 0.5 + 0) / 3)
 
 
+def _train(data: str, save_dir: Path, *extra: str) -> str:
+    args = [data, "--user-dir", str(REPO), "--arch", "ofa_tiny", "--bpe", "bert", "--max-src-length", "16",
+            "--criterion", "adjust_label_smoothed_cross_entropy", "--optimizer", "adam", "--lr", "5e-3",
+            "--lr-scheduler", "polynomial_decay", "--warmup-ratio", "0.1", "--batch-size", str(BATCH_SIZE),
+            *SMALL_MODEL, "--num-workers", "0", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "1",
+            "--save-dir", str(save_dir), "--no-epoch-checkpoints", *extra]
+    result = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=ENV,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
 @pytest.fixture(scope="module")
 def ocr_run(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ocr_run")
     train = _head(tiny / "ocr" / "train.tsv", TRAIN_ROWS, folder / "train.tsv")
     valid = _head(tiny / "ocr" / "valid.tsv", VALID_ROWS, folder / "valid.tsv")
-    args = [
-        f"{train},{valid}", "--user-dir", str(REPO), "--task", "ocr", "--bpe", "bert", "--arch", "ofa_tiny",
-        "--selected-cols", "0,1,2", "--patch-image-size", "64", "--max-src-length", "16", "--max-tgt-length", "12",
-        "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1", "--optimizer", "adam",
-        "--lr", "5e-3", "--lr-scheduler", "polynomial_decay", "--warmup-ratio", "0.1", "--max-epoch", str(EPOCHS),
-        "--batch-size", str(BATCH_SIZE), "--eval-args", '{"beam": 2, "max_len_b": 8}',
-        "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric", *SMALL_MODEL,
-        "--num-workers", "0", "--cpu", "--seed", "1", "--log-format", "json", "--log-interval", "1",
-        "--save-dir", str(folder / "checkpoints"), "--no-epoch-checkpoints",
-    ]
-    result = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=REPO, env=ENV,
-                            capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-3000:]
-    return folder, result.stdout
+    stdout = _train(f"{train},{valid}", folder / "checkpoints", "--task", "ocr", "--selected-cols", "0,1,2",
+                    "--patch-image-size", "64", "--max-tgt-length", "12", "--label-smoothing", "0.1",
+                    "--max-epoch", str(EPOCHS), "--eval-args", '{"beam": 2, "max_len_b": 8}',
+                    "--best-checkpoint-metric", "acc", "--maximize-best-checkpoint-metric")
+    return folder, stdout
 
 
 def test_ocr_run_learns_and_validates_with_accuracy(ocr_run):
@@ -152,3 +155,22 @@ def test_evaluate_ocr_checkpoint(ocr_run, tiny):
     assert all(" " not in p["ref"] and p["ref"] == p["ref"].lower() for p in predictions)
     scores = json.loads((results / "test_metrics.json").read_text())
     assert scores["task"] == "ocr" and scores["num_samples"] == 4 and {"acc", "ned"} <= set(scores)
+
+
+def test_generate_caption_cn_script_writes_chinese_captions(tiny, tmp_path):
+    """A Chinese caption checkpoint (2 updates of train.py --bpe bert) through run_scripts/caption/generate_caption_cn.sh."""
+    train = _head(tiny / "caption_cn" / "train.tsv", 16, tmp_path / "train.tsv")
+    test = _head(tiny / "caption_cn" / "test.tsv", 4, tmp_path / "test.tsv")
+    _train(f"{train},{test}", tmp_path / "checkpoints", "--task", "caption", "--selected-cols", "0,4,2",
+           "--patch-image-size", "48", "--max-update", "2", "--disable-validation")
+    env = {**ENV, "NUM_GPUS": "0", "LAUNCHER": "python", "DATA": str(test), "SELECTED_COLS": "0,4,2",
+           "CHECKPOINT": str(tmp_path / "checkpoints" / "checkpoint_last.pt"), "RESULT_PATH": str(tmp_path / "results"),
+           "LOG_DIR": str(tmp_path / "logs"), "BATCH_SIZE": "2"}
+    result = subprocess.run(["bash", str(REPO / "run_scripts" / "caption" / "generate_caption_cn.sh"),
+                             "--beam=2", "--max-len-b=6"], cwd=REPO, env=env, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    predictions = json.loads((tmp_path / "results" / "test_predict.json").read_text(encoding="utf-8"))
+    ids = [line.split("\t")[0] for line in test.read_text(encoding="utf-8").splitlines()]
+    assert [p["image_id"] for p in predictions] == ids
+    assert all(isinstance(p["caption"], str) for p in predictions)
