@@ -12,6 +12,8 @@ import os
 
 BERT_CN_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "BERT_CN_dict")
 
+#: symbols of the OFA-CN dictionary: fairseq's 4 specials, vocab.txt's 21128 WordPieces, <mask>, 8192 codes, 1000 bins
+OFA_CN_DICTIONARY_SIZE = 30325
 #: BERT's special tokens: typed in text they stay one token (transformers splits them off before WordPiece)
 SPECIAL_TOKENS = ("[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]")
 #: transformers' ``clean_up_tokenization``: no space before ASCII punctuation and English contractions

@@ -139,23 +139,38 @@ def test_ocr_run_learns_and_validates_with_accuracy(ocr_run):
     assert len(valid) == EPOCHS and all(0.0 <= float(v["valid_acc"]) <= 1.0 for v in valid)
 
 
-def test_evaluate_ocr_checkpoint(ocr_run, tiny):
+def _evaluate_ocr(checkpoint: Path, data: Path, results: Path, *extra: str) -> list[dict]:
     import evaluate
+
+    evaluate.cli_main([
+        str(data), f"--path={checkpoint}", f"--user-dir={REPO}", "--task=ocr", "--batch-size=2", "--beam=2",
+        "--max-len-b=8", "--cpu", "--num-workers=0", "--gen-subset=test", f"--results-path={results}",
+        "--no-progress-bar", f"--model-overrides={{'data': '{data}'}}", *extra,
+    ])
+    return json.loads((results / "test_predict.json").read_text(encoding="utf-8"))
+
+
+def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
+    """evaluate.py --task ocr; the checkpoint converted to the ModelScope layout (a 30325-symbol vocabulary, as
+    ModelScope's Chinese and OCR models) and back evaluates alike with --zero-shot --bpe bert."""
+    from data.bert_bpe import OFA_CN_DICTIONARY_SIZE
+    from utils.convert_checkpoint import main as convert
 
     folder, _ = ocr_run
     data = _head(tiny / "ocr" / "test.tsv", 4, folder / "test.tsv")
-    results = folder / "results"
-    evaluate.cli_main([
-        str(data), f"--path={folder / 'checkpoints' / 'checkpoint_best.pt'}", f"--user-dir={REPO}", "--task=ocr",
-        "--batch-size=2", "--beam=2", "--max-len-b=8", "--cpu", "--num-workers=0", "--gen-subset=test",
-        f"--results-path={results}", "--no-progress-bar", f"--model-overrides={{'data': '{data}'}}",
-    ])
-    predictions = json.loads((results / "test_predict.json").read_text())
+    predictions = _evaluate_ocr(folder / "checkpoints" / "checkpoint_best.pt", data, folder / "results")
     assert len(predictions) == 4 and all(set(p) == {"uniq_id", "hyp", "ref"} for p in predictions)
     assert all(" " not in p["ref"] and p["ref"] == p["ref"].lower() for p in predictions)
-    scores = json.loads((results / "test_metrics.json").read_text())
+    scores = json.loads((folder / "results" / "test_metrics.json").read_text())
     assert scores["task"] == "ocr" and scores["num_samples"] == 4 and {"acc", "ned"} <= set(scores)
 
+    assert convert(["to-hf", str(folder / "checkpoints" / "checkpoint_best.pt"), str(folder / "hf")]) == 0
+    assert json.loads((folder / "hf" / "config.json").read_text())["vocab_size"] == OFA_CN_DICTIONARY_SIZE
+    assert convert(["to-fairseq", str(folder / "hf"), str(folder / "converted.pt")]) == 0
+    options = ["--zero-shot", "--selected-cols=0,1,2", "--patch-image-size=64", "--max-tgt-length=12"]
+    with pytest.raises(SystemExit, match="OFA-CN.s 30325-symbol BERT vocabulary .* pass --bpe bert"):
+        _evaluate_ocr(folder / "converted.pt", data, folder / "gpt2", *options)
+    assert _evaluate_ocr(folder / "converted.pt", data, folder / "converted", *options, "--bpe=bert") == predictions
 
 def test_generate_caption_cn_script_writes_chinese_captions(tiny, tmp_path):
     """A Chinese caption checkpoint (2 updates of train.py --bpe bert) through run_scripts/caption/generate_caption_cn.sh."""
