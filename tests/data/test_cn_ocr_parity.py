@@ -52,9 +52,10 @@ def _assert_batch(ours, expected, skip=()):
 
 @pytest.fixture(scope="module")
 def bert_task(cases, tmp_path_factory):
-    path = tmp_path_factory.mktemp("cn") / "caption.tsv"
-    path.write_text(cases["caption_cn"]["tsv"], encoding="utf-8")
-    return _task(cases["caption_cn"], path)
+    """The ocr task of the fixture's ``ocr`` entry (``--bpe bert``)."""
+    path = tmp_path_factory.mktemp("cn") / "ocr.tsv"
+    path.write_text(cases["ocr"]["tsv"], encoding="utf-8")
+    return _task(cases["ocr"], path)
 
 
 def test_bert_vocabulary_layout(cases, bert_task):
@@ -67,8 +68,6 @@ def test_bert_vocabulary_layout(cases, bert_task):
 
 
 def test_bert_tokens_ids_and_decoding(cases, bert_task):
-    from tasks.mm_tasks.ocr import OcrTask
-
     expected = cases["bpe"]
     bpe, dictionary = bert_task.bpe, bert_task.tgt_dict
     for i, text in enumerate(expected["texts"]):
@@ -78,7 +77,7 @@ def test_bert_tokens_ids_and_decoding(cases, bert_task):
         assert torch.equal(ids, expected["ids"][i]), text
         assert dictionary.string(ids) == expected["dict_strings"][i], text
         assert bpe.decode(expected["dict_strings"][i]) == expected["decoded"][i], text
-        assert OcrTask.decode_text(bert_task, ids, "?", {dictionary.eos()}) == expected["ocr_decoded"][i], text
+        assert bert_task.decode_text(ids, "?", {dictionary.eos()}) == expected["ocr_decoded"][i], text
 
 
 @pytest.mark.parametrize("name", ["caption_cn", "refcoco_cn"])

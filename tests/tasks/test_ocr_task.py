@@ -79,6 +79,16 @@ def test_ocr_with_gpt2_bpe_uses_the_english_prompt_and_words(make_task, b64_imag
     assert task.bpe.decode(task.tgt_dict.string(sample["target"])) == " hello big"
 
 
+def test_bert_dataset_survives_pickling_for_dataloader_workers(tiny):
+    import pickle
+
+    task, _ = _load("ocr", tiny / "ocr" / "valid.tsv", bpe="bert", selected_cols="0,1,2", patch_image_size=64)
+    dataset = task.datasets["valid"]
+    copy = pickle.loads(pickle.dumps(dataset))
+    assert torch.equal(copy[0]["target"], dataset[0]["target"])
+    assert torch.equal(copy[0]["patch_image"], dataset[0]["patch_image"])
+
+
 def test_document_images_need_patch_size_480(make_task, b64_image):
     with pytest.raises(ValueError, match="--is-document needs --patch-image-size 480"):
         make_task("ocr", [["1", b64_image((60, 20)), "x"]], selected_cols="0,1,2", patch_image_size=64,
