@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# OFA-OCR base variant of evaluate_ocr.sh (original: run_scripts/ocr/evaluate_ocr_base.sh).
+# OFA-OCR base variant of evaluate_ocr.sh (original: run_scripts/ocr/evaluate_ocr_base.sh): evaluates
+# ofa_cn_ocr_base.pt, 16 images a batch.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-1091}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/evaluate_ocr.sh"
 
-CHECKPOINT="${CHECKPOINT:-$CHECKPOINT_ROOT/ofa_cn_ocr_base.pt}"
-BATCH_SIZE="${BATCH_SIZE:-16}"
-source "$SCRIPT_DIR/evaluate_ocr.sh"
+ofa_main evaluate_ocr CHECKPOINT={CHECKPOINT_ROOT}/ofa_cn_ocr_base.pt --batch-size=16 -- "$@"

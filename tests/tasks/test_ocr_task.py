@@ -189,7 +189,7 @@ def test_generate_caption_cn_script_writes_chinese_captions(tiny, tmp_path):
     _train(f"{train},{test}", tmp_path / "checkpoints", "--task", "caption", "--selected-cols", "0,4,2",
            "--patch-image-size", "48", "--max-update", "2", "--disable-validation")
     env = {**ENV, "NUM_GPUS": "0", "LAUNCHER": "python", "DATA": str(test), "SELECTED_COLS": "0,4,2",
-           "CHECKPOINT": str(tmp_path / "checkpoints" / "checkpoint_last.pt"), "RESULT_PATH": str(tmp_path / "results"),
+           "CHECKPOINT": str(tmp_path / "checkpoints" / "checkpoint_last.pt"), "RESULTS_PATH": str(tmp_path / "results"),
            "LOG_DIR": str(tmp_path / "logs"), "BATCH_SIZE": "2"}
     result = subprocess.run(["bash", str(REPO / "run_scripts" / "caption" / "generate_caption_cn.sh"),
                              "--beam=2", "--max-len-b=6"], cwd=REPO, env=env, capture_output=True, text=True,
