@@ -15,6 +15,7 @@ import ast
 import contextlib
 import io
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -26,7 +27,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 RUN_SCRIPTS = REPO / "run_scripts"
-TASK_FOLDERS = ("caption", "vqa", "refcoco", "snli_ve", "image_classify", "gigaword", "glue")
+TASK_FOLDERS = ("caption", "vqa", "refcoco", "snli_ve", "image_classify", "gigaword", "glue", "ocr")
 RUN_ALL = bool(os.environ.get("OFA_TEST_ALL_SCRIPTS"))
 SCRIPT_TIMEOUT_S = 600
 
@@ -61,6 +62,10 @@ LAYOUT = {
     "gigaword_data/gigaword_train.tsv": ("gigaword/train.tsv", TRAIN_ROWS),
     "gigaword_data/gigaword_dev.tsv": ("gigaword/valid.tsv", EVAL_ROWS),
     "gigaword_data/gigaword_test.tsv": ("gigaword/test.tsv", EVAL_ROWS),
+    "caption_data/ocr_scene_train.tsv": ("ocr/train.tsv", TRAIN_ROWS),
+    "caption_data/ocr_scene_val.tsv": ("ocr/valid.tsv", EVAL_ROWS),
+    "caption_data/ocr_scene_test.tsv": ("ocr/test.tsv", EVAL_ROWS),
+    "muge_caption_data/caption_test.tsv": ("caption_cn/test.tsv", EVAL_ROWS),
 }
 REFCOCO_SPLITS = {"refcoco": ("val", "testA", "testB"), "refcocoplus": ("val", "testA", "testB"),
                   "refcocog": ("val", "test")}
@@ -80,6 +85,7 @@ DEFAULT_CHECKPOINTS = (
     "vqa_base_best.pt", "vqa_unconstrained_best.pt",
     "snli_ve_large_best.pt", "snli_ve_base_best.pt", "imagenet_1k_large_best.pt", "gigaword_large_best.pt",
     *(f"{name}_{size}_best.pt" for name in REFCOCO_SPLITS for size in ("large", "base")),
+    "ofa_cn_large.pt", "ofa_cn_ocr_large.pt", "ofa_cn_ocr_base.pt", "caption_cn_large.pt",
 )
 
 # positional arguments (the split for VQA and SNLI-VE evaluation, the task for train_glue.sh, the checkpoint of
@@ -126,6 +132,10 @@ _SNLI = {"--task": "snli_ve", "--lr": "2e-5", "--max-epoch": "6", "--label-smoot
          "--best-checkpoint-metric": "snli_score", "--selected-cols": "0,2,3,4,5", **_LARGE_FT}
 _GLUE = {"--max-epoch": "5", "--lr": "1e-4", "--label-smoothing": "0.0", "--max-src-length": "512",
          "--prompt-type": "src", "--warmup-ratio": "0.06", **_LARGE_FT}
+BERT_CN_DIR = str(REPO / "utils" / "BERT_CN_dict")
+_OCR_EVAL = {"--task": "ocr", "--beam": "5", "--max-len-b": "64", "--no-repeat-ngram-size": "0", "--batch-size": "8",
+             "--gen-subset": "test", "--path": "{ckpt}/ofa_cn_ocr_large.pt", "data": "caption_data/ocr_scene_test.tsv",
+             "overrides": {"bpe_dir": BERT_CN_DIR, "selected_cols": "0,1,2", "resnet_model_path": None}}
 # script -> (number of commands, flags of the first command with the original's default values; None: a switch)
 EXPECTED = {
     "caption/train_caption_stage1.sh": (1, _CAPTION1),
@@ -231,6 +241,21 @@ EXPECTED = {
                                 "--validate-interval-updates": "500"}),
     "glue/train_qqp.sh": (30, {**_GLUE, "--task": "qqp", "--selected-cols": "3,4,5", "--batch-size": "8"}),
     "glue/train_rte.sh": (45, {**_GLUE, "--task": "rte", "--selected-cols": "1,2,3", "--update-freq": "8"}),
+    "ocr/evaluate_ocr.sh": (1, _OCR_EVAL),
+    "ocr/evaluate_ocr_base.sh": (1, {**_OCR_EVAL, "--path": "{ckpt}/ofa_cn_ocr_base.pt", "--batch-size": "16"}),
+    # the original ships no OCR training script: the values of ours
+    "ocr/train_ocr.sh": (1, {"--task": "ocr", "--bpe": "bert", "--bpe-dir": BERT_CN_DIR, "--lr": "5e-5",
+                             "--max-epoch": "5", "--warmup-ratio": "0.06", "--batch-size": "8", "--update-freq": "4",
+                             "--patch-image-size": "480", "--selected-cols": "0,1,2", "--best-checkpoint-metric": "acc",
+                             "--eval-args": '{"beam":5,"max_len_b":64,"no_repeat_ngram_size":0}',
+                             "--is-document": "absent", "--arch": "ofa_large",
+                             "--restore-file": "{ckpt}/ofa_cn_large.pt"}),
+    "caption/generate_caption_cn.sh": (1, {"--task": "caption", "--beam": "8", "--max-len-b": "128",
+                                           "--no-repeat-ngram-size": "3", "--batch-size": "16",
+                                           "--path": "{ckpt}/caption_cn_large.pt",
+                                           "data": "muge_caption_data/caption_test.tsv",
+                                           "overrides": {"bpe_dir": BERT_CN_DIR, "eval_cider": False,
+                                                         "selected_cols": "1,4,2"}}),
     "glue/train_sst2.sh": (30, {**_GLUE, "--task": "sst2", "--selected-cols": "0,1", "--best-checkpoint-metric": "acc",
                                 "--validate-interval-updates": "50"}),
 }
@@ -240,7 +265,7 @@ EXPECTED = {
 # the result files they write under RESULTS_ROOT.
 REAL_TRAIN = ("caption/train_caption_stage1.sh", "caption/train_caption_stage2.sh", "vqa/train_vqa_distributed.sh",
               "refcoco/train_refcoco.sh", "snli_ve/train_snli_ve.sh", "image_classify/train_imagenet_distributed.sh",
-              "gigaword/train_gigaword.sh", "glue/train_mnli.sh")
+              "gigaword/train_gigaword.sh", "glue/train_mnli.sh", "ocr/train_ocr.sh")
 EVALUATIONS = {
     "caption/evaluate_caption.sh": ("caption/train_caption_stage1.sh", ["caption_large_best_clean.pt"],
                                     ["caption/test_predict.json"]),
@@ -280,10 +305,14 @@ EVALUATIONS = {
                                             ["imagenet_1k_large_best.pt"], ["imagenet_1k_val/val_predict.json"]),
     "gigaword/evaluate_gigaword.sh": ("gigaword/train_gigaword.sh", ["gigaword_large_best.pt"],
                                       ["gigaword/test_predict.json"]),
+    "ocr/evaluate_ocr.sh": ("ocr/train_ocr.sh", ["ofa_cn_ocr_large.pt"], ["ocr/test_predict.json"]),
+    "ocr/evaluate_ocr_base.sh": ("ocr/train_ocr.sh", ["ofa_cn_ocr_base.pt"], ["ocr/test_predict.json"]),
 }
+# scripts whose real run needs what the tiny workspace has no training script for (tested where named)
+REAL_RUN_ELSEWHERE = {"caption/generate_caption_cn.sh": "tests/tasks/test_ocr_task.py (a Chinese caption checkpoint)"}
 REAL_EVALUATE = ("caption/evaluate_caption.sh", "vqa/evaluate_vqa_beam.sh", "vqa/evaluate_vqa_allcand.sh",
                  "refcoco/evaluate_refcoco.sh", "snli_ve/evaluate_snli_ve.sh", "image_classify/evaluate_imagenet.sh",
-                 "gigaword/evaluate_gigaword.sh")
+                 "gigaword/evaluate_gigaword.sh", "ocr/evaluate_ocr.sh")
 # which dataset:split pairs evaluate_refcoco*.sh run for real (the dry run checks all eight)
 REFCOCO_EVAL_SETS = {"refcoco/evaluate_refcoco.sh": "refcoco:val refcocog:test",
                      "refcoco/evaluate_refcoco_base.sh": "refcocoplus:testB"}
@@ -297,7 +326,7 @@ def all_scripts() -> list[str]:
 
 
 SCRIPTS = all_scripts()
-TRAIN_SCRIPTS = [s for s in SCRIPTS if s not in EVALUATIONS]
+TRAIN_SCRIPTS = [s for s in SCRIPTS if s not in EVALUATIONS and s not in REAL_RUN_ELSEWHERE]
 
 
 def free_port() -> int:
@@ -550,3 +579,107 @@ def test_evaluate_script_runs(workspace, script):
     assert result.returncode == 0, f"{script} exited with {result.returncode}:\n{tail(result.stdout + result.stderr)}"
     for rel in result_files:
         assert (workspace / "results" / rel).is_file(), f"{script} did not write results/{rel}"
+
+
+# ---------------------------------------------------------------- the launcher's contract (run_scripts/common.sh)
+
+def dry_run_missing(env: dict[str, str], script: str, *args: str) -> tuple[int, dict[str, str]]:
+    """A dry run's exit status and its missing files: path -> the hint line under the error."""
+    result = subprocess.run(["bash", str(RUN_SCRIPTS / script), *args], cwd=REPO, env={**env, "OFA_DRY_RUN": "1"},
+                            capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    missing = {line.split(" not found: ", 1)[1]: lines[i + 1].strip() if i + 1 < len(lines) else ""
+               for i, line in enumerate(lines) if line.startswith("error: ") and " not found: " in line}
+    return result.returncode, missing
+
+
+def test_dry_run_lists_every_missing_file(tmp_path, workspace):
+    """Not just the first: data, CIDEr files and the checkpoint of caption stage 2, and all eight RefCOCO data sets
+    with their three checkpoints (each named once); the commands are still printed."""
+    env = {**base_env(workspace, "caption/train_caption_stage2.sh"), "DATASET_ROOT": str(tmp_path / "data"),
+           "CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
+    returncode, missing = dry_run_missing(env, "caption/train_caption_stage2.sh")
+    caption = tmp_path / "data" / "caption_data"
+    assert returncode == 1
+    assert sorted(missing) == sorted(str(p) for p in (
+        caption / "caption_stage2_train.tsv", caption / "caption_val.tsv",
+        caption / "cider_cached_tokens/coco-valid-words.p", caption / "cider_cached_tokens/coco-train-words.p",
+        tmp_path / "ckpt" / "caption_stage1_best.pt"))
+    result = subprocess.run(["bash", str(RUN_SCRIPTS / "refcoco/evaluate_refcoco.sh")], cwd=REPO,
+                            env={**env, "OFA_DRY_RUN": "1"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert len([line for line in result.stdout.splitlines() if line.startswith("torchrun ")]) == 8
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 + 3 and len(set(errors)) == len(errors)
+
+
+@pytest.mark.parametrize("script,args,env_extra", [
+    ("caption/train_caption_stage1.sh", [], {}),
+    ("vqa/evaluate_vqa_beam.sh", ["val"], {}),
+    ("refcoco/evaluate_refcoco.sh", [], {"EVAL_SETS": "refcocog:val"}),
+    ("image_gen/evaluate_image_gen.sh", [], {}),
+])
+def test_every_hint_names_variables_the_script_reads(tmp_path, workspace, script, args, env_extra):
+    """Each hint is "set NAME (or A, B, which it is built from)": NAME set to an existing file removes the error,
+    and each of A, B set elsewhere moves the missing file."""
+    env = {**base_env(workspace, script), "DATASET_ROOT": str(tmp_path / "data"),
+           "CHECKPOINT_ROOT": str(tmp_path / "ckpt"), **env_extra}
+    returncode, missing = dry_run_missing(env, script, *args)
+    assert returncode == 1 and missing
+    existing = tmp_path / "exists.tsv"
+    existing.touch()
+    for path, hint in missing.items():
+        match = re.match(r"set ([A-Z0-9_]+)(.*)", hint)
+        assert match, f"{script}: {path}: no hint"
+        name, rest = match.group(1), match.group(2).strip()
+        assert path not in dry_run_missing({**env, name: str(existing)}, script, *args)[1], f"{script} ignores {name}"
+        if rest.startswith("(or "):
+            for source in rest[len("(or "):rest.index(", which")].split(", "):
+                moved = dry_run_missing({**env, source: str(tmp_path / "elsewhere")}, script, *args)[1]
+                assert path not in moved, f"{script}: {path} does not depend on {source}"
+
+
+SOURCE_CHECK = r"""
+[[ -z "$3" ]] || set -euo pipefail
+before="$(set +o; shopt -p)"
+source "$1"
+after="$(set +o; shopt -p)"
+[[ "$before" == "$after" ]] || { diff <(echo "$before") <(echo "$after"); exit 3; }
+echo "VIRTUAL_ENV=${VIRTUAL_ENV:-}"
+declare -F ofa_train ofa_evaluate ofa_setup ofa_main ${2:-}
+"""
+
+
+@pytest.mark.parametrize("sourced,function,strict", [("common.sh", "", ""), ("common.sh", "", "strict"),
+                                                     ("caption/train_caption_stage1.sh", "train_caption_stage1", "")])
+def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced, function, strict):
+    """Sourcing common.sh (or a script, as variant scripts do) only defines functions: no strict mode switched on
+    (nor off, for a caller that uses it), no venv created or activated (ofa_setup's explicit job), nothing run."""
+    venv = tmp_path / "venv"
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "OFA_VENV": str(venv),
+           "OFA_DRY_RUN": "1"}
+    result = subprocess.run(["bash", "-c", SOURCE_CHECK, "check", str(RUN_SCRIPTS / sourced), function, strict],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "VIRTUAL_ENV=\n" in result.stdout and not venv.exists()
+    assert "torchrun" not in result.stdout and result.stderr == ""
+
+
+def readme_section(path: Path, title: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(title)
+    end = text.find("\n#", start + len(title))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_lists_every_checkpoint_the_scripts_expect():
+    """The section the error messages point to names every file a script reads from CHECKPOINT_ROOT."""
+    expected = set(DEFAULT_CHECKPOINTS)
+    for script in RUN_SCRIPTS.glob("*/*.sh"):
+        expected |= {m for m in re.findall(r"\{CHECKPOINT_ROOT\}/([^\s\"'{}]+)", script.read_text()) if "{" not in m}
+    section = readme_section(REPO / "README.md", "### Checkpoints")
+    local = (REPO / "checkpoints" / "README.md").read_text(encoding="utf-8")
+    assert "see the README's checkpoints section" in (RUN_SCRIPTS / "common.sh").read_text()
+    for name in sorted(expected):
+        assert f"`{name}`" in section, f"README's checkpoints section does not name {name}"
+        assert name in local, f"checkpoints/README.md does not name {name}"
