@@ -22,7 +22,7 @@ from fairseq.logging import progress_bar
 from fairseq.utils import reset_logging
 from omegaconf import DictConfig, open_dict
 
-from utils import checkpoint_utils, precision
+from utils import checkpoint_utils, option_checks, precision
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
 
@@ -95,6 +95,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:
         raise EvaluationError("--lm-path (language model fusion) is not supported by evaluate.py")
+    option_checks.check_generation_options(cfg)
     if cfg.common.seed is not None and not cfg.generation.no_seed_provided:
         np.random.seed(cfg.common.seed)
         utils.set_torch_seed(cfg.common.seed)
@@ -181,7 +182,8 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
         write_json(predict_path, [record["result"] for record in records])
         task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
-        task_metrics.update(compute_metrics(task.cfg._name, records))
+        task_metrics.update(task.compute_metrics(records) if hasattr(task, "compute_metrics")
+                            else compute_metrics(task.cfg._name, records))
         write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
         logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
 
@@ -213,6 +215,7 @@ def configure_distributed(cfg: DictConfig) -> None:
 
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
+    option_checks.exit_if_user_dir_missing("evaluate.py", sys.argv[1:] if argv is None else argv)
     checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",

@@ -4,7 +4,8 @@
 - EMA: integer buffers (relative-position buckets) are copied, not averaged; the EMA starts from the initial
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
-- data parallel training on CPU (gloo) as well as GPU.
+- data parallel training on CPU (gloo) as well as GPU;
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`).
 """
 import logging
 import os
@@ -23,6 +24,7 @@ from fairseq.optim.amp_optimizer import AMPOptimizer
 
 from utils import precision
 from utils import lr_scheduler  # noqa: F401  (polynomial_decay with --warmup-ratio, also for saved configs)
+from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
 logger = logging.getLogger(__name__)
@@ -67,7 +69,7 @@ def check_precision_supported(cfg) -> None:
                                  "(use --amp for bfloat16 autocast)")
 
 
-class Trainer(fairseq_trainer.Trainer):
+class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
     def __init__(self, cfg, task, model, criterion, quantizer=None):

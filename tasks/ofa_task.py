@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import os
-import pickle
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
@@ -18,10 +17,14 @@ from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
+from data.bert_bpe import BERT_CN_DIR, BertBPE
+from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
 from utils import precision
+from utils.option_checks import OptionError
+from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +45,12 @@ class OFAConfig(FairseqDataclass):
                           "in round-robin manner; valid data are always in the last"},
     )
     selected_cols: Optional[str] = field(default=None, metadata={"help": "selected cols"})
-    bpe: Optional[str] = field(default=None, metadata={"help": "which bpe to use (gpt2, the default)"})
-    bpe_dir: Optional[str] = field(default=None, metadata={"help": "bpe dir (default: utils/BPE)"})
+    bpe: Optional[str] = field(
+        default=None, metadata={"help": "which bpe to use: gpt2 (the default) or bert (OFA-CN, Chinese)"}
+    )
+    bpe_dir: Optional[str] = field(
+        default=None, metadata={"help": "bpe dir (default: utils/BPE, with --bpe bert utils/BERT_CN_dict)"}
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "max number of tokens in the source sequence"})
     max_target_positions: int = field(default=1024, metadata={"help": "max number of tokens in the target sequence"})
     max_src_length: int = field(default=128, metadata={"help": "the maximum src sequence length"})
@@ -58,6 +65,11 @@ class OFAConfig(FairseqDataclass):
         default=False,
         metadata={"help": "log and skip TSV rows that cannot be decoded (wrong column count, bad base64 or image, "
                           "bad box/label) instead of stopping with an error naming file, row and column"},
+    )
+    max_image_pixels: int = field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metadata={"help": "refuse images with more pixels than this before decoding them (a bad row; Pillow's "
+                          "decompression-bomb limit by default); 0 for no limit"},
     )
 
 
@@ -95,6 +107,16 @@ class PromptConfig(FairseqDataclass):
     )
 
 
+BPE_NAMES = (None, "gpt2", "bert")
+
+
+def resolve_bpe_dir(cfg) -> str:
+    """``--bpe-dir``, else the vocabulary bundled for ``--bpe`` (checked here: setup_task reads it first)."""
+    if cfg.bpe not in BPE_NAMES:
+        raise ValueError(f"--bpe {cfg.bpe}: choose gpt2 (the default) or bert (OFA-CN)")
+    return cfg.bpe_dir or (BERT_CN_DIR if cfg.bpe == "bert" else BPE_DIR)
+
+
 @register_task("ofa", dataclass=OFAConfig)
 class OFATask(FairseqTask):
     """Base task; a subclass names its ``dataset_cls`` and adds its options in :meth:`dataset_kwargs`."""
@@ -105,23 +127,24 @@ class OFATask(FairseqTask):
         super().__init__(cfg)
         self.src_dict = src_dict
         self.tgt_dict = tgt_dict
-        if cfg.bpe not in (None, "gpt2"):
-            raise ValueError(f"--bpe {cfg.bpe}: only the GPT-2 BPE is supported (OFA-CN's bert BPE is not)")
         # built here (the original waits for build_model) so datasets load without a model, e.g. in tests
-        self.bpe = OFAGPT2BPE(DictConfig({
-            "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
-            "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
-        }))
+        if cfg.bpe == "bert":
+            self.bpe = BertBPE(os.path.join(self.bpe_dir, "vocab.txt"))
+        else:
+            self.bpe = OFAGPT2BPE(DictConfig({
+                "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
+                "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
+            }))
         self.constraint_trie = None
 
     @property
     def bpe_dir(self) -> str:
-        return self.cfg.bpe_dir or BPE_DIR
+        return resolve_bpe_dir(self.cfg)
 
     @classmethod
     def setup_task(cls, cfg: DictConfig, **kwargs):
         """Load the shared source/target dictionary (text, ``<mask>``, codes, bins)."""
-        dictionary = load_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
+        dictionary = load_ofa_dictionary(resolve_bpe_dir(cfg), cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d types", len(dictionary))
         return cls(cfg, dictionary, dictionary)
 
@@ -145,6 +168,8 @@ class OFATask(FairseqTask):
             raise NotImplementedError(f"{type(self).__name__} names no dataset_cls; use a concrete task (caption...)")
         file_dataset = FileDataset(self.data_path(split, epoch), self.cfg.selected_cols,
                                    slice_id=slice_id, slice_count=slice_count)
+        if file_dataset.get_total_row_count() == 0:
+            raise OptionError(f"--data: the {split} file {file_dataset.file_path} is empty")
         self.datasets[split] = self.dataset_cls(split, file_dataset, self.bpe, self.src_dict, self.tgt_dict,
                                                 **self.dataset_kwargs(split))
 
@@ -156,6 +181,7 @@ class OFATask(FairseqTask):
             "patch_image_size": self.cfg.patch_image_size,
             "imagenet_default_mean_and_std": self.cfg.imagenet_default_mean_and_std,
             "skip_bad_rows": self.cfg.skip_bad_rows,
+            "max_image_pixels": self.cfg.max_image_pixels,
         }
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
@@ -183,11 +209,27 @@ class OFATask(FairseqTask):
     # ---- candidate answers ------------------------------------------------------------------------------------
 
     def load_ans2label(self) -> dict:
-        """``ans2label_file`` (a pickle) if given, else the JSON of ``ans2label_dict``."""
-        if getattr(self.cfg, "ans2label_file", None):
-            with open(self.cfg.ans2label_file, "rb") as f:
-                return pickle.load(f)
-        return json.loads(self.cfg.ans2label_dict)
+        """``ans2label_file`` if given, else the JSON of ``ans2label_dict``: answer -> label.
+
+        The file is a pickle (read without executing code) or, when it ends in ``.json``, JSON; either holds
+        an answer -> label dict or a list of answers (labelled by position).
+        """
+        path = getattr(self.cfg, "ans2label_file", None)
+        if not path:
+            return json.loads(self.cfg.ans2label_dict)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--ans2label-file {path} does not exist")
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                answers = json.load(f)
+        else:
+            answers = load_pickle(path, "--ans2label-file")
+        if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+            return {answer: label for label, answer in enumerate(answers)}
+        if isinstance(answers, dict) and all(isinstance(a, str) for a in answers):
+            return answers
+        raise ValueError(f"--ans2label-file {path}: expected a dict answer -> label or a list of answers, "
+                         f"got {type(answers).__name__}")
 
     def encode_answer(self, answer: str) -> torch.Tensor:
         return self.tgt_dict.encode_line(self.bpe.encode(" " + answer), add_if_not_exist=False,

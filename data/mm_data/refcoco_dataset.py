@@ -3,16 +3,19 @@ from __future__ import annotations
 
 import torch
 
-from data.data_utils import bins_to_text
+from data.data_utils import bins_to_text, finite_float
 from data.ofa_dataset import OFADataset
 from utils.transforms import grounding_transform
 
 # boxes may overshoot the image border by rounding; anything further out is a broken row
 BOX_TOLERANCE_PIXELS = 1.0
+PROMPT = ' which region does the text " {} " describe?'
+PROMPT_CN = '这段文字" {} "描述的是哪个区域？'
 
 
 class RefcocoDataset(OFADataset):
-    """Source `` which region does the text " {} " describe?``; target the box as four ``<bin_i>`` tokens.
+    """Source `` which region does the text " {} " describe?`` (OFA-CN: ``这段文字" {} "描述的是哪个区域？``);
+    target the box as four ``<bin_i>`` tokens.
 
     Resize ratios and the original region are kept for evaluation (boxes are predicted on the resized image).
     """
@@ -31,7 +34,7 @@ class RefcocoDataset(OFADataset):
     def read_region(self, row, field: int, width: int, height: int) -> torch.Tensor:
         """The ``x0,y0,x1,y1`` box of column ``field``, checked against the image size."""
         try:
-            region = torch.tensor([float(v) for v in row[field].strip().split(",")])
+            region = torch.tensor([finite_float(v) for v in row[field].strip().split(",")])
         except ValueError as e:
             raise row.error(field, f"region {row[field]!r} is not four numbers ({e})") from None
         if region.numel() != 4:
@@ -52,8 +55,8 @@ class RefcocoDataset(OFADataset):
         resize_h, resize_w = patch_target["size"][0], patch_target["size"][1]
 
         src_caption = self.pre_caption(patch_target["text"], self.max_src_length)
-        src_item = self.encode_text(' which region does the text " {} " describe?'.format(src_caption),
-                                    append_bos=True, append_eos=True)
+        prompt = PROMPT_CN if self.chinese else PROMPT
+        src_item = self.encode_text(prompt.format(src_caption), append_bos=True, append_eos=True)
         tgt_item = self.encode_text(bins_to_text(patch_target["boxes"][0], self.num_bins), use_bpe=False)
         return {
             "id": uniq_id,
