@@ -20,9 +20,10 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 from fairseq.distributed import utils as distributed_utils
 from fairseq.logging import progress_bar
 from fairseq.utils import reset_logging
-from omegaconf import DictConfig, open_dict
+from omegaconf import DictConfig
 
 from utils import checkpoint_utils
+from utils.distributed import configure_torchrun
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
 
@@ -200,22 +201,6 @@ def _to_half(t: torch.Tensor) -> torch.Tensor:
     return t.half() if t.dtype is torch.float32 else t
 
 
-def configure_distributed(cfg: DictConfig) -> None:
-    """Set up ``torchrun`` launches for CPU and GPU alike (fairseq's own inference assumes CUDA)."""
-    dt = cfg.distributed_training
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    with open_dict(cfg):
-        if dt.distributed_init_method is None and world_size > 1 and "RANK" in os.environ:
-            dt.distributed_init_method = "env://"
-            dt.distributed_world_size = world_size
-            dt.distributed_rank = int(os.environ["RANK"])
-            dt.device_id = int(os.environ.get("LOCAL_RANK", "0"))
-            dt.distributed_no_spawn = True
-        if not use_cuda:
-            dt.distributed_backend = "gloo"
-
-
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
     checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
@@ -230,7 +215,7 @@ def cli_main(argv: list[str] | None = None) -> None:
                              "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
     args = options.parse_args_and_arch(parser, input_args=argv)
     cfg = convert_namespace_to_omegaconf(args)
-    configure_distributed(cfg)
+    configure_torchrun(cfg)
     try:
         distributed_utils.call_main(
             cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot

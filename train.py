@@ -22,7 +22,6 @@ logging.basicConfig(
 logger = logging.getLogger("train")
 
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from fairseq import options, tasks, utils  # noqa: E402
 from fairseq.data import iterators  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf, gen_parser_from_dataclass  # noqa: E402
@@ -34,6 +33,7 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
+from utils.distributed import configure_torchrun  # noqa: E402
 
 
 def main(cfg: DictConfig) -> None:
@@ -225,23 +225,6 @@ def get_valid_stats(cfg: DictConfig, trainer: Trainer, stats: Dict[str, Any], tr
     return stats
 
 
-def init_distributed_from_torchrun(cfg: DictConfig) -> None:
-    """Under ``torchrun`` take rank and world size from its environment (fairseq's own inference divides by the
-    GPU count, so it fails on CPU); use gloo when there is no GPU."""
-    dist_cfg = cfg.distributed_training
-    if dist_cfg.distributed_init_method is not None or not all(
-            key in os.environ for key in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")):
-        return
-    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    dist_cfg.distributed_init_method = "env://"
-    dist_cfg.distributed_world_size = int(os.environ["WORLD_SIZE"])
-    dist_cfg.distributed_rank = int(os.environ["RANK"])
-    dist_cfg.device_id = int(os.environ.get("LOCAL_RANK", 0)) if use_cuda else 0
-    dist_cfg.distributed_no_spawn = True
-    if not use_cuda and dist_cfg.distributed_backend == "nccl":
-        dist_cfg.distributed_backend = "gloo"
-
-
 def cli_main(modify_parser=None) -> None:
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
@@ -250,7 +233,7 @@ def cli_main(modify_parser=None) -> None:
     with open_dict(cfg):
         for name in EMA_INIT_OPTIONS:
             cfg.checkpoint[name] = getattr(args, name)
-    init_distributed_from_torchrun(cfg)
+    configure_torchrun(cfg)
     try:
         distributed_utils.call_main(cfg, main)
     except (CheckpointError, TrainingSetupError) as err:

@@ -345,7 +345,9 @@ class OFATask(FairseqTask):
         if count > 0:
             metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
             metrics.log_scalar(f"_{name}_cnt", count)
-            metrics.log_derived(name, lambda meters: round(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum, 4))
+            # the sums are tensors after a distributed run's all-reduce
+            metrics.log_derived(name, lambda meters: round(
+                float(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum), 4))
 
     def max_positions(self):
         return self.cfg.max_source_positions, self.cfg.max_target_positions
