@@ -20,9 +20,10 @@ from test_train import ENV, REPO, _free_port, caption_data, logged_updates, trai
 
 UPDATES, SAVED_AT, KILLED_AT = 10, 5, 7
 # validation (with beam search: the FSDP root's weights gathered outside its forward) at the save and at the end
-RUN_ARGS = ("--max-update", str(UPDATES), "--save-interval-updates", str(SAVED_AT), "--save-interval", "100",
-            "--validate-interval", "100", "--eval-cider", "--eval-args", '{"beam":2,"max_len_b":6}',
-            "--best-checkpoint-metric", "cider", "--maximize-best-checkpoint-metric")
+RUN_ARGS = ("--max-epoch", "4", "--max-update", str(UPDATES), "--save-interval-updates", str(SAVED_AT),
+            "--save-interval", "100", "--validate-interval", "100", "--eval-cider",
+            "--eval-args", '{"beam":2,"max_len_b":6}', "--best-checkpoint-metric", "cider",
+            "--maximize-best-checkpoint-metric")
 HOLDS = re.compile(r"this rank holds (\d+) parameter, (\d+) gradient and (\d+) optimizer-state bytes")
 
 
@@ -41,16 +42,26 @@ def run(command: list) -> str:
     return result.stdout
 
 
+def process_tree(pid: int) -> list:
+    """``pid`` and its descendants (torchrun starts each rank in a session of its own: no process group)."""
+    children = [int(child) for task in Path(f"/proc/{pid}/task").iterdir()
+                for child in (task / "children").read_text().split()]
+    return [pid, *(p for child in children for p in process_tree(child))]
+
+
 def run_killed_after(command: list, num_updates: int) -> str:
     """Start ``command`` and SIGKILL the launcher and both ranks once ``num_updates`` is logged."""
     process = subprocess.Popen(command, cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                               text=True, start_new_session=True)
+                               text=True)
     lines = []
     for line in process.stdout:
         lines.append(line)
         if "| train_inner |" in line and json.loads(line.split("| train_inner | ", 1)[1])["num_updates"] == str(
                 num_updates):
-            os.killpg(process.pid, signal.SIGKILL)
+            tree = process_tree(process.pid)
+            assert len(tree) >= 3, tree  # the launcher and two ranks
+            for pid in tree:
+                os.kill(pid, signal.SIGKILL)
             break
     process.wait(timeout=60)
     assert process.returncode == -signal.SIGKILL, "".join(lines)[-3000:]
@@ -79,7 +90,8 @@ def test_each_rank_holds_half_the_bytes_of_data_parallel(runs):
 def test_losses_equal_data_parallel_and_resume_after_sigkill(runs):
     ddp, killed, resumed = (logged_updates(runs[name]) for name in ("ddp", "killed", "resumed"))
     assert sorted(ddp) == list(range(1, UPDATES + 1)) and sorted(killed) == list(range(1, KILLED_AT + 1))
-    assert re.search(rf"loaded checkpoint .*checkpoint_last\.pt \(epoch 2 @ {SAVED_AT} updates\)", runs["resumed"])
+    loaded = re.findall(r"loaded checkpoint .*", runs["resumed"])
+    assert len(loaded) == 1 and re.search(rf"checkpoint_last\.pt \(epoch 2 @ {SAVED_AT} updates\)", loaded[0]), loaded
     assert sorted(resumed) == list(range(SAVED_AT + 1, UPDATES + 1))
     for num_updates, stats in (killed | resumed).items():
         for name in ("loss", "nll_loss", "gnorm", "lr"):
@@ -192,3 +204,61 @@ def test_unsupported_fully_sharded_options_are_named(flags, message):
 
     with pytest.raises(TrainingSetupError, match=message):
         check_fully_sharded_supported(training_cfg(*flags))
+
+
+# ---- in-process, one rank: what FSDP2 units do to parameter-efficient and frozen models -------------------------
+
+@pytest.fixture
+def one_rank_mesh():
+    """A one-rank gloo group in this process (``fully_shard`` needs a device mesh), destroyed afterwards."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    yield init_device_mesh("cpu", (1,))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("options", [
+    dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=5, decoder_prompt_length=3),
+    dict(adapter=True, adapter_dim=8), dict(bitfit=True), dict(freeze_encoder=True, freeze_resnet=True),
+], ids=["prompts", "adapter", "bitfit", "frozen-encoder"])
+def test_sharded_units_train_like_the_plain_model(options, one_rank_mesh):
+    """Frozen and trained parameters mixed inside units; the clipped update equals the unsharded model's."""
+    import copy
+
+    import torch.distributed as dist
+    from torch.distributed.fsdp import MixedPrecisionPolicy
+    from torch.distributed.tensor import DTensor
+
+    from models.ofa import build_ofa_model
+    from trainer import clip_sharded_grad_norm_, fsdp_units, shard_model
+
+    torch.manual_seed(0)
+    small = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128,
+                 encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
+                 resnet_type="resnet18")
+    plain = build_ofa_model("ofa_tiny", **small, **options).train()
+    sharded = copy.deepcopy(plain)
+    shard_model(sharded, one_rank_mesh, MixedPrecisionPolicy())
+    assert len(fsdp_units(sharded)) == 1 + 2 + 2 and all(isinstance(p, DTensor) for p in sharded.parameters())
+    src = torch.randint(4, 1000, (2, 6), generator=torch.Generator().manual_seed(0))
+    prev = torch.randint(4, 1000, (2, 5), generator=torch.Generator().manual_seed(1))
+    sample = dict(src_tokens=src, src_lengths=torch.tensor([6, 6]), prev_output_tokens=prev,
+                  patch_images=torch.randn(2, 3, 64, 64), patch_masks=torch.tensor([True, False]))
+    norms = []
+    for model in (plain, sharded):
+        params = [p for p in model.parameters() if p.requires_grad]
+        optimizer = torch.optim.Adam(params, lr=1e-3)
+        torch.manual_seed(1)  # the same dropout masks
+        logits, _ = model(**sample)
+        (logits.logsumexp(-1).mean() - logits[..., 5].mean()).backward()
+        if model is plain:
+            norms.append(torch.nn.utils.clip_grad_norm_(params, 0.1))
+        else:
+            norms.append(clip_sharded_grad_norm_(params, 0.1, dist.group.WORLD, torch.device("cpu")))
+        optimizer.step()
+    torch.testing.assert_close(norms[1], norms[0])
+    after = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in sharded.state_dict().items()}
+    for name, value in plain.state_dict().items():
+        torch.testing.assert_close(after[name], value, rtol=1e-6, atol=1e-7, msg=name)
