@@ -289,6 +289,8 @@ class Trainer(fairseq_trainer.Trainer):
     def state_dict(self):
         state = super().state_dict()
         if self.fully_sharded:  # the data parallel layout: full tensors from consolidate_optimizer
+            if self._gathered_model_state is None:
+                raise RuntimeError("a fully sharded model's state is gathered by consolidate_optimizer() first")
             state["model"], self._gathered_model_state = self._gathered_model_state, None
         return state
 

@@ -19,8 +19,10 @@ from omegaconf import open_dict
 from test_train import ENV, REPO, _free_port, caption_data, logged_updates, train_args  # noqa: F401 (fixture)
 
 UPDATES, SAVED_AT, KILLED_AT = 10, 5, 7
-# validation (with beam search: the FSDP root's weights gathered outside its forward) at the save and at the end
-RUN_ARGS = ("--max-epoch", "4", "--max-update", str(UPDATES), "--save-interval-updates", str(SAVED_AT),
+# 2 x 4 sentences per rank and update; validation (with beam search: the FSDP root's weights gathered outside its
+# forward) at the save and at the end
+RUN_ARGS = ("--batch-size", "4", "--update-freq", "2", "--max-epoch", "4", "--max-update", str(UPDATES),
+            "--save-interval-updates", str(SAVED_AT),
             "--save-interval", "100", "--validate-interval", "100", "--eval-cider",
             "--eval-args", '{"beam":2,"max_len_b":6}', "--best-checkpoint-metric", "cider",
             "--maximize-best-checkpoint-metric")
