@@ -222,9 +222,10 @@ def one_rank_mesh():
 
 
 @pytest.mark.parametrize("options", [
-    dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=5, decoder_prompt_length=3),
-    dict(adapter=True, adapter_dim=8), dict(bitfit=True), dict(freeze_encoder=True, freeze_resnet=True),
-], ids=["prompts", "adapter", "bitfit", "frozen-encoder"])
+    dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=5, decoder_prompt_length=3, adapter=True,
+         adapter_dim=8),
+    dict(bitfit=True), dict(freeze_encoder=True, freeze_resnet=True),
+], ids=["prompts-adapters", "bitfit", "frozen-encoder"])
 def test_sharded_units_train_like_the_plain_model(options, one_rank_mesh):
     """Frozen and trained parameters mixed inside units; the clipped update equals the unsharded model's."""
     import copy
