@@ -115,10 +115,20 @@ def fsdp_units(model: torch.nn.Module) -> List[torch.nn.Module]:
     return [*image_backbone, *encoder.layers, *decoder.layers]
 
 
+def unit_policy(unit: torch.nn.Module, mp_policy: MixedPrecisionPolicy) -> MixedPrecisionPolicy:
+    """``mp_policy``, except that a unit with BatchNorm (the ResNets) computes in fp32 and hands its output on in
+    the compute dtype: FSDP casts parameters, not the fp32 running statistics that BatchNorm needs alike."""
+    has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in unit.modules())
+    if mp_policy.param_dtype is None or not has_batch_norm:
+        return mp_policy
+    return MixedPrecisionPolicy(param_dtype=torch.float32, reduce_dtype=torch.float32,
+                                output_dtype=mp_policy.param_dtype)
+
+
 def shard_model(model: torch.nn.Module, mesh: DeviceMesh, mp_policy: MixedPrecisionPolicy) -> None:
     """``fully_shard`` each unit, then the model; parameters become DTensors sharded along dim 0 over ``mesh``."""
     for unit in fsdp_units(model):
-        fully_shard(unit, mesh=mesh, mp_policy=mp_policy)
+        fully_shard(unit, mesh=mesh, mp_policy=unit_policy(unit, mp_policy))
     fully_shard(model, mesh=mesh, mp_policy=mp_policy)
 
 

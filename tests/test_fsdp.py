@@ -208,7 +208,7 @@ def test_unsupported_fully_sharded_options_are_named(flags, message):
         check_fully_sharded_supported(training_cfg(*flags))
 
 
-# ---- in-process, one rank: what FSDP2 units do to parameter-efficient and frozen models -------------------------
+# ---- in-process, one rank: what FSDP2 units do to parameter-efficient, frozen and bf16 models -------------------
 
 @pytest.fixture
 def one_rank_mesh():
@@ -221,6 +221,40 @@ def one_rank_mesh():
     dist.destroy_process_group()
 
 
+def plain_and_sharded(mesh, mp_policy, **options):
+    """A small OFA model (2+2 layers, ResNet) and a copy sharded with ``mp_policy``, both in training mode."""
+    import copy
+
+    from models.ofa import build_ofa_model
+    from trainer import shard_model
+
+    torch.manual_seed(0)
+    plain = build_ofa_model("ofa_tiny", encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128,
+                            decoder_ffn_embed_dim=128, encoder_layers=2, decoder_layers=2, encoder_attention_heads=4,
+                            decoder_attention_heads=4, resnet_type="resnet18", **options).train()
+    sharded = copy.deepcopy(plain)
+    shard_model(sharded, mesh, mp_policy)
+    return plain, sharded
+
+
+def forward_backward(model) -> torch.Tensor:
+    """Logits of a fixed two-sample batch (same dropout masks every call), after a backward pass of a toy loss."""
+    src = torch.randint(4, 1000, (2, 6), generator=torch.Generator().manual_seed(0))
+    prev = torch.randint(4, 1000, (2, 5), generator=torch.Generator().manual_seed(1))
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(2))
+    torch.manual_seed(1)
+    logits, _ = model(src_tokens=src, src_lengths=torch.tensor([6, 6]), prev_output_tokens=prev,
+                      patch_images=images, patch_masks=torch.tensor([True, False]))
+    (logits.float().logsumexp(-1).mean() - logits.float()[..., 5].mean()).backward()
+    return logits.detach()
+
+
+def full(tensor: torch.Tensor) -> torch.Tensor:
+    from torch.distributed.tensor import DTensor
+
+    return tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+
+
 @pytest.mark.parametrize("options", [
     dict(encoder_prompt=True, decoder_prompt=True, encoder_prompt_length=5, decoder_prompt_length=3, adapter=True,
          adapter_dim=8),
@@ -228,40 +262,42 @@ def one_rank_mesh():
 ], ids=["prompts-adapters", "bitfit", "frozen-encoder"])
 def test_sharded_units_train_like_the_plain_model(options, one_rank_mesh):
     """Frozen and trained parameters mixed inside units; the clipped update equals the unsharded model's."""
-    import copy
-
     import torch.distributed as dist
     from torch.distributed.fsdp import MixedPrecisionPolicy
     from torch.distributed.tensor import DTensor
 
-    from models.ofa import build_ofa_model
-    from trainer import clip_sharded_grad_norm_, fsdp_units, shard_model
+    from trainer import clip_sharded_grad_norm_, fsdp_units
 
-    torch.manual_seed(0)
-    small = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128,
-                 encoder_layers=2, decoder_layers=2, encoder_attention_heads=4, decoder_attention_heads=4,
-                 resnet_type="resnet18")
-    plain = build_ofa_model("ofa_tiny", **small, **options).train()
-    sharded = copy.deepcopy(plain)
-    shard_model(sharded, one_rank_mesh, MixedPrecisionPolicy())
+    plain, sharded = plain_and_sharded(one_rank_mesh, MixedPrecisionPolicy(), **options)
     assert len(fsdp_units(sharded)) == 1 + 2 + 2 and all(isinstance(p, DTensor) for p in sharded.parameters())
-    src = torch.randint(4, 1000, (2, 6), generator=torch.Generator().manual_seed(0))
-    prev = torch.randint(4, 1000, (2, 5), generator=torch.Generator().manual_seed(1))
-    sample = dict(src_tokens=src, src_lengths=torch.tensor([6, 6]), prev_output_tokens=prev,
-                  patch_images=torch.randn(2, 3, 64, 64), patch_masks=torch.tensor([True, False]))
     norms = []
     for model in (plain, sharded):
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.Adam(params, lr=1e-3)
-        torch.manual_seed(1)  # the same dropout masks
-        logits, _ = model(**sample)
-        (logits.logsumexp(-1).mean() - logits[..., 5].mean()).backward()
+        forward_backward(model)
         if model is plain:
             norms.append(torch.nn.utils.clip_grad_norm_(params, 0.1))
         else:
             norms.append(clip_sharded_grad_norm_(params, 0.1, dist.group.WORLD, torch.device("cpu")))
         optimizer.step()
     torch.testing.assert_close(norms[1], norms[0])
-    after = {k: v.full_tensor() if isinstance(v, DTensor) else v for k, v in sharded.state_dict().items()}
+    after = {name: full(value) for name, value in sharded.state_dict().items()}
     for name, value in plain.state_dict().items():
         torch.testing.assert_close(after[name], value, rtol=1e-6, atol=1e-7, msg=name)
+
+
+def test_bf16_policy_computes_in_bfloat16_on_fp32_shards(one_rank_mesh):
+    """--bf16: the layers compute in bfloat16, the ResNet (BatchNorm statistics are fp32) in fp32; weights and
+    gradients stay fp32 and the gradients point where the fp32 model's do."""
+    import torch.nn.functional as F
+
+    from trainer import fsdp_mixed_precision
+
+    plain, sharded = plain_and_sharded(one_rank_mesh, fsdp_mixed_precision(training_cfg("--bf16")))
+    reference, logits = forward_backward(plain), forward_backward(sharded)
+    assert logits.dtype == torch.bfloat16
+    torch.testing.assert_close(logits.float(), reference, atol=0.03, rtol=0.03)
+    grads = [[full(p.grad) for p in model.parameters() if p.grad is not None] for model in (plain, sharded)]
+    assert {p.dtype for p in sharded.parameters()} == {g.dtype for g in grads[1]} == {torch.float32}
+    gradients = [torch.cat([g.flatten() for g in model_grads]) for model_grads in grads]
+    assert F.cosine_similarity(*gradients, dim=0) > 0.999
