@@ -22,7 +22,7 @@ from fairseq.logging import progress_bar
 from fairseq.utils import reset_logging
 from omegaconf import DictConfig
 
-from utils import checkpoint_utils
+from utils import checkpoint_utils, option_checks
 from utils.distributed import configure_torchrun
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
@@ -96,6 +96,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:
         raise EvaluationError("--lm-path (language model fusion) is not supported by evaluate.py")
+    option_checks.check_generation_options(cfg)
     if cfg.common.seed is not None and not cfg.generation.no_seed_provided:
         np.random.seed(cfg.common.seed)
         utils.set_torch_seed(cfg.common.seed)
@@ -204,6 +205,7 @@ def _to_half(t: torch.Tensor) -> torch.Tensor:
 
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
+    option_checks.exit_if_user_dir_missing("evaluate.py", sys.argv[1:] if argv is None else argv)
     checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",

@@ -4,14 +4,16 @@
     python train.py DATA --user-dir . --task caption --arch ofa_tiny \
         --criterion adjust_label_smoothed_cross_entropy --lr-scheduler polynomial_decay --warmup-ratio 0.06 ...
 
-fairseq's options and training loop (``fairseq_cli.train``'s epoch loop, validation and save decisions as they
-are), with :class:`trainer.Trainer` and :mod:`utils.checkpoint_utils` in place of fairseq's (weights-only
-checkpoint loading, atomic saves, EMA options, ``--warmup-ratio``, FSDP2).
+fairseq's options and training loop, with :class:`trainer.Trainer` and :mod:`utils.checkpoint_utils` in place of
+fairseq's (weights-only checkpoint loading, atomic saves, EMA options, ``--warmup-ratio``, FSDP2). The epoch loop,
+validation and save decisions follow fairseq_cli/train.py; they stay here because they call our checkpoint_utils
+and the per-epoch and per-validation bad-row reports (fairseq's own functions are bound to fairseq's module).
 """
 import logging
 import math
 import os
 import sys
+from typing import Any, Dict, List, Optional, Tuple
 
 logging.basicConfig(
     format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
@@ -21,26 +23,24 @@ logging.basicConfig(
 )
 logger = logging.getLogger("train")
 
-import fairseq_cli.train as fairseq_train  # noqa: E402
 import numpy as np  # noqa: E402
 from fairseq import options, tasks, utils  # noqa: E402
+from fairseq.data import iterators  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf, gen_parser_from_dataclass  # noqa: E402
 from fairseq.distributed import utils as distributed_utils  # noqa: E402
-from fairseq.logging import meters, metrics  # noqa: E402
+from fairseq.logging import meters, metrics, progress_bar  # noqa: E402
+from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
-from utils import checkpoint_utils  # noqa: E402
+from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
-
-# fairseq_cli.train's epoch loop, validation and save decisions are used as they are; they save checkpoints and
-# track the best score through that module's `checkpoint_utils`, which is ours here (atomic writes)
-fairseq_train.checkpoint_utils = checkpoint_utils
 
 
 def main(cfg: DictConfig) -> None:
     utils.import_user_module(cfg.common)
+    option_checks.check_training_options(cfg)
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise TrainingSetupError("give a batch size with --batch-size (or --max-tokens)")
     metrics.reset()
@@ -48,8 +48,9 @@ def main(cfg: DictConfig) -> None:
         logger.addHandler(logging.FileHandler(filename=cfg.common.log_file))
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
-    if distributed_utils.is_master(cfg.distributed_training):
-        os.makedirs(cfg.checkpoint.save_dir, exist_ok=True)
+    save_dir_lock = None
+    if distributed_utils.is_master(cfg.distributed_training) and not cfg.checkpoint.no_save:
+        save_dir_lock = checkpoint_utils.prepare_save_dir(cfg.checkpoint.save_dir)  # held until training ends
     logger.info(cfg)
 
     task = tasks.setup_task(cfg.task)
@@ -81,7 +82,7 @@ def main(cfg: DictConfig) -> None:
         if lr <= cfg.optimization.stop_min_lr:
             logger.info("stopping: learning rate %g <= --stop-min-lr %g", lr, cfg.optimization.stop_min_lr)
             break
-        valid_losses, should_stop = fairseq_train.train(cfg, trainer, task, epoch_itr)
+        valid_losses, should_stop = train(cfg, trainer, task, epoch_itr)
         if should_stop:
             break
         lr = trainer.lr_step(epoch_itr.epoch, valid_losses[0])
@@ -89,6 +90,8 @@ def main(cfg: DictConfig) -> None:
                                                disable_iterator_cache=True)
     train_meter.stop()
     logger.info("done training in %.1f seconds", train_meter.sum)
+    if save_dir_lock is not None:
+        save_dir_lock.release()
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:
@@ -103,7 +106,135 @@ def total_updates(cfg: DictConfig, batches_per_epoch: int) -> int:
                for epoch in range(1, cfg.optimization.max_epoch + 1))
 
 
+def progress_bar_for(cfg: DictConfig, iterator, epoch: int, prefix: Optional[str] = None):
+    """fairseq's progress bar (``--log-format``), TensorBoard logging on the master rank."""
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    return progress_bar.progress_bar(
+        iterator,
+        log_format=cfg.common.log_format,
+        log_file=cfg.common.log_file,
+        log_interval=cfg.common.log_interval,
+        epoch=epoch,
+        prefix=prefix,
+        tensorboard_logdir=cfg.common.tensorboard_logdir if is_master else None,
+        default_log_format="tqdm" if not cfg.common.no_progress_bar else "simple",
+    )
+
+
+@metrics.aggregate("train")
+def train(cfg: DictConfig, trainer: Trainer, task, epoch_itr) -> Tuple[List[Optional[float]], bool]:
+    """Train for one epoch (or until a stop condition) and return the validation losses."""
+    itr = epoch_itr.next_epoch_itr(
+        fix_batches_to_gpus=cfg.distributed_training.fix_batches_to_gpus,
+        shuffle=epoch_itr.next_epoch_idx > cfg.dataset.curriculum,
+    )
+    itr = iterators.GroupedIterator(itr, update_freq_of_epoch(cfg, epoch_itr.epoch),
+                                    skip_remainder_batch=cfg.optimization.skip_remainder_batch)
+    progress = progress_bar_for(cfg, itr, epoch_itr.epoch)
+    trainer.begin_epoch(epoch_itr.epoch)
+
+    valid_subsets = cfg.dataset.valid_subset.split(",")
+    valid_losses, should_stop = [None], False
+    num_updates = trainer.get_num_updates()
+    for samples in progress:
+        with metrics.aggregate("train_inner"):
+            log_output = trainer.train_step(samples)
+        if log_output is not None:  # None after an OOM or overflow
+            num_updates = trainer.get_num_updates()
+            if num_updates % cfg.common.log_interval == 0:
+                progress.log(get_training_stats(metrics.get_smoothed_values("train_inner")), tag="train_inner",
+                             step=num_updates)
+                metrics.reset_meters("train_inner")
+        valid_losses, should_stop = validate_and_save(cfg, trainer, task, epoch_itr, valid_subsets,
+                                                      end_of_epoch=not itr.has_next())
+        if should_stop:
+            break
+
+    trainer.log_skipped_rows("train", f"epoch {epoch_itr.epoch}")
+    logger.info("end of epoch %d (average epoch stats below)", epoch_itr.epoch)
+    progress.print(get_training_stats(metrics.get_smoothed_values("train")), tag="train", step=num_updates)
+    metrics.reset_meters("train")
+    return valid_losses, should_stop
+
+
+def validate_and_save(cfg: DictConfig, trainer: Trainer, task, epoch_itr, valid_subsets: List[str],
+                      end_of_epoch: bool) -> Tuple[List[Optional[float]], bool]:
+    """Validate and save when the ``--validate-*``/``--save-*`` intervals say so; decide whether to stop."""
+    num_updates = trainer.get_num_updates()
+    max_update = cfg.optimization.max_update or math.inf
+    should_stop = num_updates >= max_update
+    if should_stop:
+        logger.info("stopping: num_updates %d >= max_update %s", num_updates, max_update)
+    hours = trainer.cumulative_training_time() / 3600
+    if 0 < cfg.optimization.stop_time_hours < hours:
+        should_stop = True
+        logger.info("stopping: cumulative training time %.2f h > --stop-time-hours", hours)
+
+    do_save = (
+        (end_of_epoch and epoch_itr.epoch % cfg.checkpoint.save_interval == 0)
+        or should_stop
+        or (cfg.checkpoint.save_interval_updates > 0 and num_updates > 0
+            and num_updates % cfg.checkpoint.save_interval_updates == 0
+            and num_updates >= cfg.dataset.validate_after_updates)
+    )
+    do_validate = (
+        ((not end_of_epoch and do_save)
+         or (end_of_epoch and epoch_itr.epoch % cfg.dataset.validate_interval == 0)
+         or should_stop
+         or (cfg.dataset.validate_interval_updates > 0 and num_updates > 0
+             and num_updates % cfg.dataset.validate_interval_updates == 0))
+        and not cfg.dataset.disable_validation
+        and num_updates >= cfg.dataset.validate_after_updates
+    )
+    valid_losses = validate(cfg, trainer, task, epoch_itr, valid_subsets) if do_validate else [None]
+    should_stop |= should_stop_early(cfg, valid_losses[0])
+    if do_save or should_stop:
+        checkpoint_utils.save_checkpoint(cfg.checkpoint, trainer, epoch_itr, valid_losses[0])
+    return valid_losses, should_stop
+
+
+def validate(cfg: DictConfig, trainer: Trainer, task, epoch_itr, subsets: List[str]) -> List[Optional[float]]:
+    """Run the validation subsets and return their ``--best-checkpoint-metric`` values."""
+    if cfg.dataset.fixed_validation_seed is not None:
+        utils.set_torch_seed(cfg.dataset.fixed_validation_seed)
+    trainer.begin_valid_epoch(epoch_itr.epoch)
+    valid_losses = []
+    for subset_index, subset in enumerate(subsets):
+        logger.info('begin validation on "%s" subset', subset)
+        itr = trainer.get_valid_iterator(subset).next_epoch_itr(shuffle=False, set_dataset_epoch=False)
+        progress = progress_bar_for(cfg, itr, epoch_itr.epoch, prefix=f"valid on '{subset}' subset")
+        with metrics.aggregate(new_root=True) as agg:
+            for i, sample in enumerate(progress):
+                if cfg.dataset.max_valid_steps is not None and i > cfg.dataset.max_valid_steps:
+                    break
+                trainer.valid_step(sample)
+        trainer.log_skipped_rows("valid", f"validation on '{subset}'")
+        stats = agg.get_smoothed_values()
+        if hasattr(task, "get_valid_stats"):
+            stats = task.get_valid_stats(cfg, trainer, stats)
+        stats = get_valid_stats(cfg, trainer, stats, tracking_best=subset_index == 0)
+        if hasattr(task, "post_validate"):
+            task.post_validate(trainer.get_model(), stats, agg)
+        progress.print(stats, tag=subset, step=trainer.get_num_updates())
+        metric = cfg.checkpoint.best_checkpoint_metric
+        if metric not in stats:
+            raise KeyError(f"--best-checkpoint-metric {metric!r} is not among the validation stats "
+                           f"{sorted(stats)}")
+        valid_losses.append(stats[metric])
+    return valid_losses
+
+
+def get_valid_stats(cfg: DictConfig, trainer: Trainer, stats: Dict[str, Any], tracking_best: bool) -> Dict[str, Any]:
+    stats["num_updates"] = trainer.get_num_updates()
+    metric = cfg.checkpoint.best_checkpoint_metric
+    if tracking_best and hasattr(checkpoint_utils.save_checkpoint, "best") and metric in stats:
+        best = max if cfg.checkpoint.maximize_best_checkpoint_metric else min
+        stats[f"best_{metric}"] = best(checkpoint_utils.save_checkpoint.best, stats[metric])
+    return stats
+
+
 def cli_main(modify_parser=None) -> None:
+    option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
     args = options.parse_args_and_arch(parser, modify_parser=modify_parser)
@@ -114,7 +245,7 @@ def cli_main(modify_parser=None) -> None:
     configure_torchrun(cfg)
     try:
         distributed_utils.call_main(cfg, main)
-    except (CheckpointError, TrainingSetupError) as err:
+    except (CheckpointError, TrainingSetupError, option_checks.OptionError) as err:
         sys.exit(f"train.py: error: {err}")
 
 

@@ -5,6 +5,7 @@
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
 - data parallel training on CPU (gloo) as well as GPU;
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`);
 - ``--ddp-backend fully_sharded`` on PyTorch's FSDP2 (``fully_shard``) instead of fairscale, saving and loading
   the same full checkpoints as data parallel runs.
 """
@@ -31,6 +32,7 @@ from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
 from utils import lr_scheduler  # noqa: F401  (polynomial_decay with --warmup-ratio, also for saved configs)
+from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
 logger = logging.getLogger(__name__)
@@ -198,7 +200,7 @@ def fairseq_casts_skipped(cfg):
         cfg.common.bf16 = bf16
 
 
-class Trainer(fairseq_trainer.Trainer):
+class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
     def __init__(self, cfg, task, model, criterion, quantizer=None):

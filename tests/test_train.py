@@ -147,7 +147,7 @@ def test_corrupt_last_checkpoint_is_reported_and_kept(caption_data, uninterrupte
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("train.py: error: ") and str(corrupt) in last_line
     assert "truncated or corrupt" in last_line
-    assert corrupt.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt"]
+    assert corrupt.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt", "train.lock"]
 
 
 def _free_port() -> int:
