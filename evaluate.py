@@ -23,6 +23,7 @@ from fairseq.utils import reset_logging
 from omegaconf import DictConfig, open_dict
 
 from utils import checkpoint_utils
+from utils.cli import parse_args_and_arch
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
 
@@ -107,6 +108,11 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
     overrides = parse_model_overrides(cfg.common_eval.model_overrides)
+    data = cfg.task.get("data")  # the positional DATA
+    if data and overrides.get("data", data) != data:
+        raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
+    if data:
+        overrides["data"] = data
     if cfg.task._name == "vqa_gen":
         # the task prepares either the candidate batches or the constrained generator
         overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
@@ -228,7 +234,7 @@ def cli_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zero-shot", action="store_true",
                         help="build the task from the command line instead of the checkpoint and evaluate the "
                              "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
-    args = options.parse_args_and_arch(parser, input_args=argv)
+    args = parse_args_and_arch(parser, argv)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     configure_distributed(cfg)
     try:

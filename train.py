@@ -34,6 +34,7 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
 
 
 def main(cfg: DictConfig) -> None:
@@ -245,7 +246,7 @@ def init_distributed_from_torchrun(cfg: DictConfig) -> None:
 def cli_main(modify_parser=None) -> None:
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
-    args = options.parse_args_and_arch(parser, modify_parser=modify_parser)
+    args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     with open_dict(cfg):
         for name in EMA_INIT_OPTIONS:
