@@ -75,6 +75,10 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
     )
 
 
+def _same_files(data: str) -> list[str]:
+    return [os.path.abspath(path) for path in data.split(",")]
+
+
 def load_ema_weights(model, path: str) -> None:
     """Replace ``model``'s weights by the EMA copy stored in the checkpoint's ``extra_state``."""
     state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -109,7 +113,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
 
     overrides = parse_model_overrides(cfg.common_eval.model_overrides)
     data = cfg.task.get("data")  # the positional DATA
-    if data and overrides.get("data", data) != data:
+    if data and _same_files(overrides.get("data", data)) != _same_files(data):
         raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
     if data:
         overrides["data"] = data
