@@ -13,19 +13,23 @@ import logging
 import os
 import sys
 
-import numpy as np
-import torch
-from fairseq import options, tasks, utils
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.distributed import utils as distributed_utils
-from fairseq.logging import progress_bar
-from fairseq.utils import reset_logging
-from omegaconf import DictConfig, open_dict
+from utils.logging_setup import log_to_file, quiet_third_party
 
-from utils import checkpoint_utils
-from utils.cli import parse_args_and_arch
-from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
-from utils.metrics import write_json
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from fairseq import options, tasks, utils  # noqa: E402
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
+from fairseq.distributed import utils as distributed_utils  # noqa: E402
+from fairseq.logging import progress_bar  # noqa: E402
+from fairseq.utils import reset_logging  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from utils import checkpoint_utils  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
+from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references  # noqa: E402
+from utils.metrics import write_json  # noqa: E402
 
 logging.basicConfig(
     format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
@@ -92,10 +96,9 @@ def load_ema_weights(model, path: str) -> None:
 def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False):
     utils.import_user_module(cfg.common)
     reset_logging()
-    logger.info(cfg)
-
     if cfg.common_eval.results_path is None:
         raise EvaluationError("give --results-path DIR for the predictions and metrics")
+    log_to_file(logger, "config", cfg, os.path.join(cfg.common_eval.results_path, "evaluate_details.log"))
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:

@@ -21,6 +21,10 @@ logging.basicConfig(
 )
 logger = logging.getLogger("train")
 
+from utils.logging_setup import log_to_file, quiet_third_party  # noqa: E402
+
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from fairseq import options, tasks, utils  # noqa: E402
@@ -46,16 +50,20 @@ def main(cfg: DictConfig) -> None:
         logger.addHandler(logging.FileHandler(filename=cfg.common.log_file))
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
-    if distributed_utils.is_master(cfg.distributed_training):
+    # the config and model printout go to the log file (or save_dir/train_details.log), not the console
+    details = cfg.common.log_file or os.path.join(cfg.checkpoint.save_dir, "train_details.log")
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    if is_master:
         os.makedirs(cfg.checkpoint.save_dir, exist_ok=True)
-    logger.info(cfg)
+        log_to_file(logger, "config", cfg, details)
 
     task = tasks.setup_task(cfg.task)
     if not cfg.criterion:
         raise TrainingSetupError("give a criterion with --criterion")
     model = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
-    logger.info(model)
+    if is_master:
+        log_to_file(logger, "model", model, details)
     logger.info("task: %s, model: %s, criterion: %s", type(task).__name__, type(model).__name__,
                 type(criterion).__name__)
     logger.info("num. model params: {:,} (num. trained: {:,})".format(
