@@ -104,15 +104,14 @@ def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
     assert 0 <= scores["Bleu_4"] <= 1 and scores["CIDEr"] > 0
 
 
-def test_hugging_face_round_trip_evaluates_alike_with_zero_shot(e2e, e2e_checkpoint, tmp_path):
-    """A checkpoint converted to the HF layout and back holds no task: --zero-shot gives the original's captions."""
+def test_hugging_face_round_trip_evaluates_alike(e2e, e2e_checkpoint, tmp_path):
+    """A checkpoint converted to the HF layout and back keeps its task (configuration.json): the original's
+    captions, with no --zero-shot and no --patch-image-size."""
     from utils.convert_checkpoint import main as convert
 
     convert(["to-hf", str(e2e_checkpoint), str(tmp_path / "hf")])
     convert(["to-fairseq", str(tmp_path / "hf"), str(tmp_path / "back.pt")])
-    args = _caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv")
-    assert "holds no task configuration" in _in_process_error(args)  # without --zero-shot
-    proc = _run(args + ["--zero-shot", "--selected-cols", "0,4,2", "--patch-image-size", "96"])
+    proc = _run(_caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((tmp_path / "test_predict.json").read_text()) == json.loads(
         (e2e / "expected_predict.json").read_text())
