@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--question", help="vqa_gen: the question asked about every image")
     parser.add_argument("--text", help="refcoco: the referring expression; snli_ve: the hypothesis")
     parser.add_argument("--premise", help="snli_ve: the text premise (models trained with --add-caption)")
+    parser.add_argument("--instruction",
+                        help="a free prompt in place of the task's, e.g. \"what is the man holding?\" (task caption; "
+                             "--zero-shot for other checkpoints): the JSON line holds \"text\"")
     parser.add_argument("--zero-shot", action="store_true",
                         help="run the checkpoint's weights as --task (pretrained or converted checkpoints)")
     parser.add_argument("--all-candidates", action="store_true",
@@ -105,7 +108,7 @@ def main(argv: list[str] | None = None) -> None:
             **generation)
         if args.draw:
             os.makedirs(args.draw, exist_ok=True)
-        requests = [Request(path, text, args.premise) for path in images]
+        requests = [Request(path, text, args.premise, args.instruction) for path in images]
         bar = tqdm(total=len(requests), unit="image", disable=args.no_progress_bar, file=sys.stderr)
         for request, output in zip(requests, predictor.predict(requests, progress=bar.update)):
             out.write(json.dumps({"image": request.image, **output}) + "\n")

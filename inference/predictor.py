@@ -50,6 +50,7 @@ class Request:
     image: ImageInput
     text: str | None = None
     premise: str | None = None
+    instruction: str | None = None  #: a free prompt in place of the caption task's (zero-shot use)
 
     @property
     def name(self) -> str:
@@ -225,9 +226,16 @@ class OFAPredictor:
         for i, request in enumerate(requests):
             fields = build(self.task, str(first_index + i), image_base64(request.image), request)
             try:
-                samples.append(self.dataset.sample_from_fields(first_index + i, fields, request.name))
+                item = self.dataset.sample_from_fields(first_index + i, fields, request.name)
             except RowError as err:
                 raise PredictionError(f"{request.name}: {err.reason}") from None
+            if request.instruction:
+                if self.task_name != "caption":
+                    raise PredictionError("an instruction replaces the caption task's prompt: run it with task "
+                                          "'caption' (zero_shot=True / --zero-shot for other checkpoints)")
+                item["source"] = self.dataset.encode_text(" " + request.instruction.strip(), append_bos=True,
+                                                          append_eos=True)
+            samples.append(item)
         return self.dataset.collater(samples)
 
     def predict_batch(self, requests: Sequence[Request], first_index: int = 0) -> list[dict]:
@@ -238,7 +246,9 @@ class OFAPredictor:
             sample = fairseq_utils.move_to_cuda(sample, self.device)
         with torch.no_grad():  # VQA decodes as task.cfg.val_inference_type says
             results, _ = run_eval_step(self.task, self.generator, self.models, sample, zero_shot=self.zero_shot)
-        return [output_of(self.task_name, result) for result in results]
+        outputs = [output_of(self.task_name, result) for result in results]
+        # a free instruction's output is text, not a caption
+        return [{"text": out["caption"]} if request.instruction else out for request, out in zip(requests, outputs)]
 
     def predict(self, requests: Iterable[Request], progress: Callable | None = None) -> Iterable[dict]:
         """Outputs of ``requests`` in order, ``batch_size`` at a time; ``progress(n)`` after each batch."""
@@ -254,6 +264,10 @@ class OFAPredictor:
                     progress(len(batch))
                 yield from outputs
                 batch = []
+
+    def generate(self, image: ImageInput, instruction: str) -> str:
+        """The text generated for a free ``instruction`` about ``image`` (the caption task's generator)."""
+        return self._one("caption", Request(image, instruction=instruction))["text"]
 
     def _one(self, task_name: str, request: Request) -> dict:
         if task_name != self.task_name:

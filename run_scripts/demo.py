@@ -39,8 +39,16 @@ class DemoTask:
     train_flags: list[str] = field(default_factory=list)
     eval_flags: list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
-    max_update: int = 100  #: the default update budget (--max-update overrides it for every task)
+    max_update: int = 120  #: the update budget (--max-update overrides it for every task)
     lr: float = 5e-4
+
+
+def bin_range() -> str:
+    """``--constraint-range`` of the ``<bin_i>`` tokens (the dictionary's last ``num_bins`` ids)."""
+    from data.dictionary import load_ofa_dictionary
+
+    size = len(load_ofa_dictionary())
+    return f"{size - 1000},{size}"
 
 
 def demo_tasks(data: Path) -> dict[str, DemoTask]:
@@ -53,10 +61,12 @@ def demo_tasks(data: Path) -> dict[str, DemoTask]:
             overrides={"eval_cider": False}),
         "refcoco": DemoTask(
             "refcoco", "refcoco", "acc@0.5", "0,4,2,3", "0,4,2,3",
-            # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most
-            train_flags=["--max-image-size", "128"],
+            # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most; the loss
+            # and the generator see only the <bin_i> tokens, so even a weakly trained model writes a box
+            train_flags=["--max-image-size", "128", "--constraint-range", bin_range()],
             eval_flags=["--beam", "5", "--min-len", "4", "--max-len-a", "0", "--max-len-b", "4",
-                        "--no-repeat-ngram-size", "3"]),
+                        "--no-repeat-ngram-size", "3"],
+            max_update=200, lr=1e-3),
         "vqa": DemoTask(
             "vqa_gen", "vqa", "vqa_score", "0,5,2,3,4", "0,5,2,3,4",
             train_flags=["--ans2label-file", vqa_labels, "--prompt-type", "prev_output", "--add-object",
@@ -78,7 +88,8 @@ def run(cmd: list[str], log: Path, label: str, args, total_updates: int | None =
     with open(log, "w") as handle:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=None if args.verbose else handle,
                                 stderr=None if args.verbose else subprocess.STDOUT)
-        bar = tqdm(total=total_updates, unit="update", leave=False, disable=total_updates is None or args.verbose)
+        bar = tqdm(total=total_updates, unit="update", leave=False, disable=total_updates is None or args.verbose,
+                   mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line now and then
         while proc.poll() is None:
             time.sleep(1)
             if total_updates is not None and not args.verbose:
@@ -262,6 +273,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--verbose", action="store_true",
                         help="show train.py/evaluate.py output and library warnings on the console too")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # stage lines appear as they happen, also in a pipe or file
     from utils.logging_setup import SHOW_WARNINGS_ENV, configure_logging
 
     configure_logging(verbose=args.verbose)

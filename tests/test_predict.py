@@ -1,5 +1,4 @@
 """predict.py and the Python API: the same outputs as evaluate.py on the same rows, files in, JSON lines out."""
-import importlib.util
 import json
 from pathlib import Path
 
@@ -11,17 +10,6 @@ from data.data_utils import _base64_bytes
 from test_evaluate import _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def caption_checkpoint(tmp_path_factory, shared) -> Path:
-    """The original's e2e caption checkpoint (``e2e_caption/``), unpacked."""
-    spec = importlib.util.spec_from_file_location("ckpt_pack", shared / "ckpt_pack.py")
-    ckpt_pack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ckpt_pack)
-    path = tmp_path_factory.mktemp("e2e") / "checkpoint.pt"
-    ckpt_pack.unpack(str(shared / "e2e_caption" / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
-    return path
 
 
 def _image_files(tsv: str, image_column: int, folder: Path) -> list[Path]:
@@ -37,20 +25,22 @@ def _image_files(tsv: str, image_column: int, folder: Path) -> list[Path]:
     return paths
 
 
-def test_caption_api_and_cli_equal_evaluate(shared, caption_checkpoint, tmp_path):
+def test_caption_api_and_cli_equal_evaluate(shared, e2e_caption_checkpoint, tmp_path):
     """evaluate.py writes the original's captions on e2e_caption/test.tsv (test_evaluate.py); so do these."""
     from inference import OFAPredictor
     import predict
 
     expected = [p["caption"] for p in json.loads((shared / "e2e_caption" / "expected_predict.json").read_text())]
     images = _image_files((shared / "e2e_caption" / "test.tsv").read_text(), 4, tmp_path / "images")
-    predictor = OFAPredictor.from_checkpoint(caption_checkpoint, batch_size=3)
+    predictor = OFAPredictor.from_checkpoint(e2e_caption_checkpoint, batch_size=3)
     assert [predictor.caption(path) for path in images[:1]] == expected[:1]
     with Image.open(images[1]) as image:  # an in-memory image works too
         assert predictor.caption(image.copy()) == expected[1]
+    # a free instruction replaces the prompt: the caption prompt itself gives the caption
+    assert predictor.generate(images[2], "what does the image describe?") == expected[2]
 
     out = tmp_path / "captions.jsonl"
-    predict.main(["--path", str(caption_checkpoint), str(tmp_path / "images"), "--batch-size", "3",
+    predict.main(["--path", str(e2e_caption_checkpoint), str(tmp_path / "images"), "--batch-size", "3",
                   "--output", str(out), "--draw", str(tmp_path / "drawn"), "--no-progress-bar"])
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert [line["image"] for line in lines] == [str(p) for p in images]
@@ -59,13 +49,13 @@ def test_caption_api_and_cli_equal_evaluate(shared, caption_checkpoint, tmp_path
 
 
 @pytest.mark.parametrize("mode", ["beam", "allcand"])
-def test_vqa_answers_equal_evaluate(mode, caption_checkpoint, shared, tmp_path):
+def test_vqa_answers_equal_evaluate(mode, e2e_caption_checkpoint, shared, tmp_path):
     from inference import OFAPredictor, Request
 
     data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
     data, task_cfg = _tiny_task_files(data_parity, "vqa_gen", tmp_path)
     checkpoint = tmp_path / "vqa.pt"
-    _make_tiny_checkpoint(caption_checkpoint, "vqa_gen", task_cfg, checkpoint)
+    _make_tiny_checkpoint(e2e_caption_checkpoint, "vqa_gen", task_cfg, checkpoint)
     flags = ["--beam-search-vqa-eval", "--beam=2", "--max-len-b=20", "--unnormalized"] if mode == "beam" else []
     expected = [p["answer"] for p in _evaluate_tiny(checkpoint, "vqa_gen", data, tmp_path / "results", flags)]
 
@@ -78,14 +68,14 @@ def test_vqa_answers_equal_evaluate(mode, caption_checkpoint, shared, tmp_path):
     assert predictor.answer(images[0], rows[0][2]) == expected[0]
 
 
-def test_refcoco_boxes_equal_evaluate_in_input_pixels(caption_checkpoint, shared, tmp_path):
+def test_refcoco_boxes_equal_evaluate_in_input_pixels(e2e_caption_checkpoint, shared, tmp_path):
     from inference import OFAPredictor
     import predict
 
     data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
     data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
     checkpoint = tmp_path / "refcoco.pt"
-    _make_tiny_checkpoint(caption_checkpoint, "refcoco", task_cfg, checkpoint)
+    _make_tiny_checkpoint(e2e_caption_checkpoint, "refcoco", task_cfg, checkpoint)
     flags = ["--beam=2", "--min-len=4", "--max-len-a=0", "--max-len-b=4"]
     expected = [p["box"] for p in _evaluate_tiny(checkpoint, "refcoco", data, tmp_path / "results", flags)]
 
@@ -101,14 +91,14 @@ def test_refcoco_boxes_equal_evaluate_in_input_pixels(caption_checkpoint, shared
     assert json.loads(out.read_text())["box"] == pytest.approx(expected[0], abs=0.01)
 
 
-def test_user_errors_are_one_line(caption_checkpoint, tmp_path):
+def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
     import predict
 
     not_image = tmp_path / "notes.jpg"
     not_image.write_text("not an image")
     with pytest.raises(SystemExit, match=r"notes\.jpg: .*image"):
-        predict.main(["--path", str(caption_checkpoint), str(not_image), "--no-progress-bar"])
+        predict.main(["--path", str(e2e_caption_checkpoint), str(not_image), "--no-progress-bar"])
     with pytest.raises(SystemExit, match="'caption' checkpoint: use --zero-shot"):
-        predict.main(["--path", str(caption_checkpoint), "--task", "refcoco", "--text", "x", str(not_image)])
+        predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--text", "x", str(not_image)])
     with pytest.raises(SystemExit, match="needs a referring expression"):
-        predict.main(["--path", str(caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])
+        predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])

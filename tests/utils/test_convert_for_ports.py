@@ -1,6 +1,5 @@
 """to-hf writes what the Hugging Face/ModelScope ports load as it is: tokenizer files, configuration.json; to-fairseq
 reads the task back, and predict.py/evaluate.py run the folder or the file without --zero-shot."""
-import importlib.util
 import json
 
 import pytest
@@ -11,19 +10,9 @@ from utils.checkpoint_utils import load_checkpoint_to_cpu
 from utils.convert_checkpoint import main as convert
 
 
-@pytest.fixture(scope="module")
-def e2e_checkpoint(tmp_path_factory, shared):
-    spec = importlib.util.spec_from_file_location("ckpt_pack", shared / "ckpt_pack.py")
-    ckpt_pack = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(ckpt_pack)
-    path = tmp_path_factory.mktemp("e2e") / "checkpoint.pt"
-    ckpt_pack.unpack(str(shared / "e2e_caption" / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
-    return path
-
-
-def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_checkpoint, shared, tmp_path):
+def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpoint, shared, tmp_path):
     hf = tmp_path / "hf"
-    assert convert(["to-hf", str(e2e_checkpoint), str(hf)]) == 0
+    assert convert(["to-hf", str(e2e_caption_checkpoint), str(hf)]) == 0
     vocab = json.loads((hf / "vocab.json").read_text())
     assert len(vocab) == 50265 and [vocab[s] for s in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [0, 1, 2, 3, 50264]
     # the BART ids of a sentence's GPT-2 BPE tokens are our dictionary's ids
@@ -58,8 +47,8 @@ def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_checkpoint, sha
     assert OFAPredictor.from_checkpoint(hf).caption(_base64_bytes(row[4])) == expected  # the folder, as it is
 
 
-def test_vqa_answers_travel_in_answer2label(e2e_checkpoint, tmp_path):
-    state = torch.load(e2e_checkpoint, weights_only=False)
+def test_vqa_answers_travel_in_answer2label(e2e_caption_checkpoint, tmp_path):
+    state = torch.load(e2e_caption_checkpoint, weights_only=False)
     answers = {"yes": 0, "no": 1, "red": 2}
     state["cfg"]["task"] = {"_name": "vqa_gen", "patch_image_size": 96, "ans2label_dict": json.dumps(answers),
                             "data": "/elsewhere/train.tsv"}
@@ -71,8 +60,8 @@ def test_vqa_answers_travel_in_answer2label(e2e_checkpoint, tmp_path):
     assert configuration["model"]["beam_search"]["normalize_scores"] is False  # evaluate_vqa_beam.sh: --unnormalized
 
 
-def test_entangled_positions_are_refused_without_the_flag(e2e_checkpoint, tmp_path, capsys):
-    state = torch.load(e2e_checkpoint, weights_only=False)
+def test_entangled_positions_are_refused_without_the_flag(e2e_caption_checkpoint, tmp_path, capsys):
+    state = torch.load(e2e_caption_checkpoint, weights_only=False)
     state["cfg"]["model"].disable_entangle = False
     torch.save(state, tmp_path / "entangled.pt")
     assert convert(["to-hf", str(tmp_path / "entangled.pt"), str(tmp_path / "hf")]) == 1
