@@ -107,6 +107,7 @@ def _image_classify_fields(task, uid, image, request):
     return [image, _first_candidate(task)]
 
 
+TEXTLESS_TASKS = ("caption", "image_classify")
 ROW_BUILDERS: dict[str, Callable] = {
     "caption": _caption_fields,
     "vqa_gen": _vqa_fields,
@@ -224,6 +225,9 @@ class OFAPredictor:
         build = ROW_BUILDERS[self.task_name]
         samples = []
         for i, request in enumerate(requests):
+            if request.text and self.task_name in TEXTLESS_TASKS or request.premise and self.task_name != "snli_ve":
+                raise PredictionError(f"task {self.task_name} takes no {'text' if request.text else 'premise'} "
+                                      f"(given for {request.name}); --instruction gives a free prompt")
             fields = build(self.task, str(first_index + i), image_base64(request.image), request)
             try:
                 item = self.dataset.sample_from_fields(first_index + i, fields, request.name)

@@ -100,5 +100,7 @@ def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
         predict.main(["--path", str(e2e_caption_checkpoint), str(not_image), "--no-progress-bar"])
     with pytest.raises(SystemExit, match="'caption' checkpoint: use --zero-shot"):
         predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--text", "x", str(not_image)])
+    with pytest.raises(SystemExit, match="task caption takes no text"):  # not silently ignored
+        predict.main(["--path", str(e2e_caption_checkpoint), "--question", "why?", str(not_image)])
     with pytest.raises(SystemExit, match="needs a referring expression"):
         predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])
