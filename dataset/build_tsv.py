@@ -7,7 +7,8 @@
         --split train --out data/vqa_train.tsv --ans2label-out data/ans2label.pkl
     python dataset/build_tsv.py refcoco --refs "refs(unc).p" --instances instances.json --images train2014/ \
         --split val --out data/refcoco_val.tsv
-    python dataset/build_tsv.py class-folders --root imagenet/train --out data/train.tsv --class2label-out data/class2label.pkl
+    python dataset/build_tsv.py class-folders --root imagenet/train --out data/train.tsv \
+        --class2label-out data/class2label.pkl
     python dataset/build_tsv.py jsonl --task caption --input mine.jsonl --split train --out data/train.tsv
 
 Prints the ``--selected-cols`` that read the file. ``--skip-bad`` skips unreadable images (listed at the end)

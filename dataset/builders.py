@@ -135,7 +135,8 @@ def coco_caption_rows(annotations_file, image_dir, split: str, encode: ImageEnco
         image_id = _entry(ann, "image_id", annotations_file, f"annotation {i}")
         if image_id not in files:
             raise BuildError(f"{annotations_file}: annotation {i} names image {image_id}, which 'images' lacks")
-        captions.setdefault(image_id, []).append((ann.get("id", i), clean_text(_entry(ann, "caption", annotations_file, f"annotation {i}"))))
+        caption = clean_text(_entry(ann, "caption", annotations_file, f"annotation {i}"))
+        captions.setdefault(image_id, []).append((ann.get("id", i), caption))
     for image_id, caps in captions.items():
         image = encode(Path(image_dir) / files[image_id])
         if image is None:

@@ -196,15 +196,18 @@ def prior_score(name: str, data: Path) -> float | None:
             by_type[best] = by_type.get(best, 0) + 1
         guess = {qtype: max(answers, key=answers.get) for qtype, answers in counts.items()}
         test = _rows(data / "vqa" / "test.tsv")
-        return sum(parse_answers(row[3]).get(guess.get(" ".join(row[2].split()[:2]), ""), 0.0) for row in test) / len(test)
+        scores = [parse_answers(row[3]).get(guess.get(" ".join(row[2].split()[:2]), ""), 0.0) for row in test]
+        return sum(scores) / len(scores)
     if name == "refcoco":
         import torch
 
         def boxes(split: str) -> torch.Tensor:
-            return torch.tensor([[float(v) for v in row[3].split(",")] for row in _rows(data / "refcoco" / f"{split}.tsv")])
+            rows = _rows(data / "refcoco" / f"{split}.tsv")
+            return torch.tensor([[float(v) for v in row[3].split(",")] for row in rows])
 
         test_boxes = boxes("test")
-        return float(grounding_hits(boxes("train").mean(0, keepdim=True).expand_as(test_boxes), test_boxes).float().mean())
+        mean_box = boxes("train").mean(0, keepdim=True).expand_as(test_boxes)
+        return float(grounding_hits(mean_box, test_boxes).float().mean())
     return None
 
 
@@ -266,7 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--image-size", type=int, default=96, help="--patch-image-size (tiny images are 96 px)")
     parser.add_argument("--restore-file", default=None, help="start from this checkpoint (e.g. a released ofa_tiny.pt)")
     parser.add_argument("--output", type=Path, default=REPO / "checkpoints" / "demo", help="checkpoints, logs, results")
-    parser.add_argument("--data", type=Path, default=REPO / "dataset" / "tiny", help="the tiny dataset (made if missing)")
+    parser.add_argument("--data", type=Path, default=REPO / "dataset" / "tiny",
+                        help="the tiny dataset (made if missing)")
     parser.add_argument("--resume", action="store_true", help="continue the run already in --output")
     parser.add_argument("--overwrite", action="store_true", help="delete the run already in --output and start over")
     parser.add_argument("--no-png", action="store_true", help="skip demo.png")
@@ -314,7 +318,8 @@ def main(argv: list[str] | None = None) -> None:
     print(f"\n[demo] done in {(time.time() - start) / 60:.1f} min")
     print(f"[demo] checkpoints: {args.output}/<task>/checkpoint_last.pt")
     print(f"[demo] logs:        {args.output}/logs/  (tensorboard --logdir {args.output}/tensorboard)")
-    print(f"[demo] results:     {args.output}/results/<task>/{{untrained,trained}}/test_predict.json, test_metrics.json")
+    print(f"[demo] results:     {args.output}/results/<task>/{{untrained,trained}}/"
+          "test_predict.json, test_metrics.json")
     if not args.no_png:
         print(f"[demo] pictures:    {args.output}/demo.png")
 

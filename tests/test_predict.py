@@ -86,8 +86,8 @@ def test_refcoco_boxes_equal_evaluate_in_input_pixels(e2e_caption_checkpoint, sh
         assert predictor.ground(path, row[2]) == pytest.approx(box, abs=0.01)
 
     out = tmp_path / "boxes.jsonl"
-    predict.main(["--path", str(checkpoint), "--text", rows[0][2], "--beam", "2", "--no-repeat-ngram-size", "0", str(images[0]),
-                  "--output", str(out), "--no-progress-bar"])
+    predict.main(["--path", str(checkpoint), "--text", rows[0][2], "--beam", "2", "--no-repeat-ngram-size", "0",
+                  str(images[0]), "--output", str(out), "--no-progress-bar"])
     assert json.loads(out.read_text())["box"] == pytest.approx(expected[0], abs=0.01)
 
 

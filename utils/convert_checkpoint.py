@@ -616,8 +616,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     to_hf.add_argument("--model-overrides", default="{}",
                        help="Python dict literal of model options, e.g. \"{'arch': 'ofa_base'}\" for bare state dicts")
     to_hf.add_argument("--task-overrides", default="{}",
-                       help="Python dict literal of task options, e.g. \"{'ans2label_file': 'ans2label.pkl'}\" when the "
-                            "checkpoint's file is elsewhere on this machine")
+                       help="Python dict literal of task options, e.g. \"{'ans2label_file': 'ans2label.pkl'}\" "
+                            "when the checkpoint's file is elsewhere on this machine")
     to_hf.add_argument("--allow-position-mismatch", action="store_true",
                        help="convert a checkpoint trained without --disable-entangle although the ports compute "
                             "other outputs for it")

@@ -91,7 +91,8 @@ def test_refcoco_round_trip(images, tmp_path):
         {"ref_id": 4, "ann_id": 31, "image_id": 1, "split": "train", "sentences": [{"sent": "other"}]}]))
     instances = tmp_path / "instances.json"
     instances.write_text(json.dumps({"images": [{"id": i, "file_name": f"{i:03d}.jpg"} for i in (1, 2)],
-                                     "annotations": [{"id": 30, "bbox": [2, 3, 20, 10]}, {"id": 31, "bbox": [0, 0, 5, 5]}]}))
+                                     "annotations": [{"id": 30, "bbox": [2, 3, 20, 10]},
+                                                     {"id": 31, "bbox": [0, 0, 5, 5]}]}))
     out = tmp_path / "val.tsv"
     build_tsv.main(["refcoco", "--refs", str(refs), "--instances", str(instances), "--images", str(images),
                     "--split", "val", "--out", str(out), "--no-progress-bar"])

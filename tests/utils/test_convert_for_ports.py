@@ -14,7 +14,8 @@ def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpo
     hf = tmp_path / "hf"
     assert convert(["to-hf", str(e2e_caption_checkpoint), str(hf)]) == 0
     vocab = json.loads((hf / "vocab.json").read_text())
-    assert len(vocab) == 50265 and [vocab[s] for s in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [0, 1, 2, 3, 50264]
+    assert len(vocab) == 50265
+    assert [vocab[s] for s in ("<s>", "<pad>", "</s>", "<unk>", "<mask>")] == [0, 1, 2, 3, 50264]
     # the BART ids of a sentence's GPT-2 BPE tokens are our dictionary's ids
     from tasks.ofa_task import OFATask  # noqa: F401  (our BPE)
     from fairseq.data.encoders.gpt2_bpe_utils import get_encoder
