@@ -570,8 +570,9 @@ def modelscope_configuration(task_cfg: Mapping[str, Any]) -> Optional[Tuple[Dict
     answers = _answers(task_cfg) if gen_type == "traverse" or name == "vqa_gen" else None
     if answers is not None:
         model["answer2label"] = ANSWERS_FILE
-    # our task options travel along (without this machine's file paths) so that to-fairseq restores the task
-    fairseq_task = {k: v for k, v in task_cfg.items() if k not in MACHINE_LOCAL_TASK_OPTIONS}
+    # our task options travel along so that to-fairseq restores the task; this machine's file paths are unset
+    # (kept as keys: --model-overrides only sets options a checkpoint has)
+    fairseq_task = {k: None if k in MACHINE_LOCAL_TASK_OPTIONS else v for k, v in task_cfg.items()}
     if answers is not None and "ans2label_dict" in fairseq_task:
         fairseq_task["ans2label_dict"] = json.dumps(answers)
     configuration = {"framework": "pytorch", "task": modelscope_task, "pipeline": {"type": modelscope_task},

@@ -34,7 +34,7 @@ def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpo
     assert model["beam_search"] == {"beam_size": 5, "max_len_a": 0, "max_len_b": 16, "min_len": 1,
                                     "no_repeat_ngram_size": 3, "temperature": 1.0, "len_penalty": 1.0,
                                     "normalize_scores": True}  # run_scripts/caption/evaluate_caption.sh
-    assert "data" not in configuration["fairseq_task"]
+    assert configuration["fairseq_task"]["data"] is None  # not this machine's path
 
     assert convert(["to-fairseq", str(hf), str(tmp_path / "back.pt")]) == 0
     task = load_checkpoint_to_cpu(str(tmp_path / "back.pt"))["cfg"].task
