@@ -195,7 +195,8 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
         write_json(predict_path, [record["result"] for record in records])
         task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
-        task_metrics.update(compute_metrics(task.cfg._name, records))
+        task_metrics.update(task.compute_metrics(records) if hasattr(task, "compute_metrics")
+                            else compute_metrics(task.cfg._name, records))
         write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
         logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
 

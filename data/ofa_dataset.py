@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from fairseq.data import FairseqDataset
 
+from data.bert_bpe import BertBPE
 from data.data_utils import collate_tokens, decode_base64_image, decode_base64_image_rgb, object_array, stack_batch
 from data.file_dataset import FileDataset, RowError, TsvRow
 from utils.transforms import PatchResizeTransform, patch_resize_transform
@@ -112,6 +113,11 @@ class OFADataset(FairseqDataset):
         return self.process_row(index, TsvRow(list(fields), source, index, list(range(len(fields)))))
 
     # ---- text -------------------------------------------------------------------------------------------------
+
+    @property
+    def chinese(self) -> bool:
+        """Whether text is OFA-CN's (``--bpe bert``): tasks then use the original's Chinese prompts."""
+        return isinstance(self.bpe, BertBPE)
 
     def encode_text(self, text: str, length: int | None = None, append_bos: bool = False,
                     append_eos: bool = False, use_bpe: bool = True) -> torch.Tensor:

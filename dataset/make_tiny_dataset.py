@@ -10,7 +10,9 @@ files (see ``dataset/README.md``). Only numpy and Pillow are needed.
 """
 import argparse
 import base64
+import functools
 import json
+import unicodedata
 import pickle
 import zlib
 from collections import defaultdict
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 SPLITS = ("train", "valid", "test")
 # First uniq-id of each split, so ids never collide across splits.
@@ -41,7 +43,7 @@ SHAPES = ("circle", "square", "triangle", "diamond")
 SLOTS = ("left", "center", "right")  # horizontal thirds of the image
 COUNT_WORDS = ("1", "2", "3")  # VQA answers counts as digits
 GLUE_TASKS = ("cola", "mnli", "mrpc", "qnli", "qqp", "rte", "sst2")
-IMAGE_TASKS = ("caption", "vqa", "refcoco", "snli_ve", "image_classify")
+IMAGE_TASKS = ("caption", "vqa", "refcoco", "snli_ve", "image_classify", "caption_cn", "refcoco_cn", "ocr")
 ALL_TASKS = IMAGE_TASKS + ("gigaword",) + GLUE_TASKS + ("image_gen",)
 
 # Rows per split; small enough for minutes of CPU finetuning, large enough to beat chance.
@@ -53,6 +55,9 @@ SPLIT_SIZES: dict[str, dict[str, int]] = {
     "image_classify": {"train": 240, "valid": 40, "test": 40},
     "gigaword": {"train": 256, "valid": 32, "test": 32},
     "image_gen": {"train": 128, "valid": 16, "test": 16},
+    "caption_cn": {"train": 128, "valid": 16, "test": 16},
+    "refcoco_cn": {"train": 128, "valid": 16, "test": 16},
+    "ocr": {"train": 256, "valid": 32, "test": 32},
     **{name: {"train": 256, "valid": 32, "test": 32} for name in GLUE_TASKS},
 }
 
@@ -168,13 +173,14 @@ def reference_captions(obj: DrawnShape) -> list[str]:
     ]
 
 
-def caption_rows(rng, split, n, image_size):
+def caption_rows(rng, split, n, image_size, canonical: Callable = canonical_caption,
+                 references: Callable = reference_captions):
     """uniq-id, image-id, caption (refs joined by && outside train), object labels, image."""
     rows = []
     for i in range(n):
         uniq_id = ID_BASE[split] + i + 1
         image, (obj,) = render_scene(rng, random_specs(rng, 1), image_size, image_size)
-        caption = canonical_caption(obj) if split == "train" else "&&".join(reference_captions(obj))
+        caption = canonical(obj) if split == "train" else "&&".join(references(obj))
         rows.append([str(uniq_id), str(uniq_id + IMAGE_ID_OFFSET), caption, obj.shape, image_to_base64(image, "JPEG")])
     return rows
 
@@ -237,7 +243,7 @@ def referring_expression(rng, obj: DrawnShape) -> str:
     ))
 
 
-def refcoco_rows(rng, split, n, image_size, rows_per_image: int = 2):
+def refcoco_rows(rng, split, n, image_size, rows_per_image: int = 2, expression: Callable = referring_expression):
     """uniq-id, image-id, text, region-coord x0,y0,x1,y1, image; several texts per (non-square) image."""
     rows = []
     width, height = image_size * 4 // 3, image_size
@@ -249,7 +255,7 @@ def refcoco_rows(rng, split, n, image_size, rows_per_image: int = 2):
         for k, t in enumerate(targets.tolist()):
             obj = objs[t]
             box = ",".join(f"{v:.2f}" for v in obj.box)
-            rows.append([f"{image_id}_{k + 1}", str(image_id), referring_expression(rng, obj), box, image_b64])
+            rows.append([f"{image_id}_{k + 1}", str(image_id), expression(rng, obj), box, image_b64])
     return shuffled(rng, rows[:n])
 
 
@@ -467,6 +473,60 @@ def image_gen_rows(rng, split, n):
     return rows
 
 
+# ---------------------------------------------------------------- OFA-CN (Chinese text) and OFA-OCR
+
+COLORS_CN = {"red": "红色", "green": "绿色", "blue": "蓝色", "yellow": "黄色", "purple": "紫色"}
+SHAPES_CN = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "diamond": "菱形"}
+SLOTS_CN = {"left": "左边", "center": "中间", "right": "右边"}
+
+
+def canonical_caption_cn(obj: DrawnShape) -> str:
+    """The Chinese training caption of a single-shape image, e.g. 左边有一个红色的圆形。"""
+    return f"{SLOTS_CN[obj.slot]}有一个{COLORS_CN[obj.color]}的{SHAPES_CN[obj.shape]}。"
+
+
+def reference_captions_cn(obj: DrawnShape) -> list[str]:
+    """Chinese evaluation references, the canonical caption first."""
+    color, shape, slot = COLORS_CN[obj.color], SHAPES_CN[obj.shape], SLOTS_CN[obj.slot]
+    return [canonical_caption_cn(obj), f"一个{color}的{shape}", f"{color}的{shape}在{slot}"]
+
+
+def referring_expression_cn(rng, obj: DrawnShape) -> str:
+    """A Chinese phrase that singles out `obj`."""
+    color, shape, slot = COLORS_CN[obj.color], SHAPES_CN[obj.shape], SLOTS_CN[obj.slot]
+    return pick(rng, (f"{color}的{shape}", f"{slot}的{shape}", f"{slot}的{color}{shape}", f"{color}的那个"))
+
+
+# Latin capitals and digits: Pillow's bundled default font draws them on any machine (no CJK font needed)
+OCR_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
+OCR_LENGTHS = (3, 6)
+OCR_FULL_WIDTH_EVERY = 4  # every 4th label is stored full-width (ＡＢ１２): the ocr task folds it with NFKC
+
+
+def to_full_width(text: str) -> str:
+    """ASCII letters and digits as their full-width forms (U+FF01.. = ASCII + 0xFEE0)."""
+    return "".join(chr(ord(c) + 0xFEE0) if c.isascii() and c.isalnum() else c for c in text)
+
+
+def ocr_rows(rng, split, n, image_size):
+    """uniq-id, image (a text line, 2*size x size/3), label: the text drawn with Pillow's default font."""
+    width, height = 2 * image_size, image_size // 3
+    font = ImageFont.load_default(size=round(height * 0.7))
+    rows = []
+    for i in range(n):
+        text = "".join(pick(rng, OCR_ALPHABET) for _ in range(int(rng.integers(OCR_LENGTHS[0], OCR_LENGTHS[1] + 1))))
+        background = tuple(int(v) for v in rng.integers(200, 256, size=3))
+        image = Image.new("RGB", (width, height), background)
+        draw = ImageDraw.Draw(image)
+        x0, y0, x1, y1 = draw.textbbox((0, 0), text, font=font)
+        left = int(rng.integers(2, max(3, width - (x1 - x0) - 2)))
+        draw.text((left - x0, (height - (y1 - y0)) // 2 - y0), text, fill=(20, 20, 20), font=font)
+        label = to_full_width(text) if i % OCR_FULL_WIDTH_EVERY == OCR_FULL_WIDTH_EVERY - 1 else text
+        assert unicodedata.normalize("NFKC", label) == text
+        rows.append([str(ID_BASE[split] + i + 1), image_to_base64(image, "PNG"), label])
+    return rows
+
+
 # ---------------------------------------------------------------- writing
 
 def shuffled(rng, rows: list) -> list:
@@ -537,6 +597,9 @@ ROW_MAKERS: dict[str, Callable] = {
     "gigaword": gigaword_rows,
     "image_gen": image_gen_rows,
     **{name: glue_rows(name) for name in GLUE_TASKS},
+    "caption_cn": functools.partial(caption_rows, canonical=canonical_caption_cn, references=reference_captions_cn),
+    "refcoco_cn": functools.partial(refcoco_rows, expression=referring_expression_cn),
+    "ocr": ocr_rows,
 }
 
 

@@ -18,6 +18,7 @@ from fairseq.logging import metrics
 from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
+from data.bert_bpe import BERT_CN_DIR, BertBPE
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
@@ -41,8 +42,12 @@ class OFAConfig(FairseqDataclass):
                           "in round-robin manner; valid data are always in the last"},
     )
     selected_cols: Optional[str] = field(default=None, metadata={"help": "selected cols"})
-    bpe: Optional[str] = field(default=None, metadata={"help": "which bpe to use (gpt2, the default)"})
-    bpe_dir: Optional[str] = field(default=None, metadata={"help": "bpe dir (default: utils/BPE)"})
+    bpe: Optional[str] = field(
+        default=None, metadata={"help": "which bpe to use: gpt2 (the default) or bert (OFA-CN, Chinese)"}
+    )
+    bpe_dir: Optional[str] = field(
+        default=None, metadata={"help": "bpe dir (default: utils/BPE, with --bpe bert utils/BERT_CN_dict)"}
+    )
     max_source_positions: int = field(default=1024, metadata={"help": "max number of tokens in the source sequence"})
     max_target_positions: int = field(default=1024, metadata={"help": "max number of tokens in the target sequence"})
     max_src_length: int = field(default=128, metadata={"help": "the maximum src sequence length"})
@@ -94,6 +99,16 @@ class PromptConfig(FairseqDataclass):
     )
 
 
+BPE_NAMES = (None, "gpt2", "bert")
+
+
+def resolve_bpe_dir(cfg) -> str:
+    """``--bpe-dir``, else the vocabulary bundled for ``--bpe`` (checked here: setup_task reads it first)."""
+    if cfg.bpe not in BPE_NAMES:
+        raise ValueError(f"--bpe {cfg.bpe}: choose gpt2 (the default) or bert (OFA-CN)")
+    return cfg.bpe_dir or (BERT_CN_DIR if cfg.bpe == "bert" else BPE_DIR)
+
+
 @register_task("ofa", dataclass=OFAConfig)
 class OFATask(FairseqTask):
     """Base task; a subclass names its ``dataset_cls`` and adds its options in :meth:`dataset_kwargs`."""
@@ -104,23 +119,24 @@ class OFATask(FairseqTask):
         super().__init__(cfg)
         self.src_dict = src_dict
         self.tgt_dict = tgt_dict
-        if cfg.bpe not in (None, "gpt2"):
-            raise ValueError(f"--bpe {cfg.bpe}: only the GPT-2 BPE is supported (OFA-CN's bert BPE is not)")
         # built here (the original waits for build_model) so datasets load without a model, e.g. in tests
-        self.bpe = OFAGPT2BPE(DictConfig({
-            "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
-            "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
-        }))
+        if cfg.bpe == "bert":
+            self.bpe = BertBPE(os.path.join(self.bpe_dir, "vocab.txt"))
+        else:
+            self.bpe = OFAGPT2BPE(DictConfig({
+                "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
+                "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
+            }))
         self.constraint_trie = None
 
     @property
     def bpe_dir(self) -> str:
-        return self.cfg.bpe_dir or BPE_DIR
+        return resolve_bpe_dir(self.cfg)
 
     @classmethod
     def setup_task(cls, cfg: DictConfig, **kwargs):
         """Load the shared source/target dictionary (text, ``<mask>``, codes, bins)."""
-        dictionary = load_ofa_dictionary(cfg.bpe_dir, cfg.code_dict_size, cfg.num_bins)
+        dictionary = load_ofa_dictionary(resolve_bpe_dir(cfg), cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d types", len(dictionary))
         return cls(cfg, dictionary, dictionary)
 

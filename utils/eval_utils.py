@@ -207,6 +207,11 @@ def eval_image_gen(task, generator, models, sample, **kwargs):
     return results, scores
 
 
+def eval_by_task(task, generator, models, sample, **kwargs):
+    """Tasks that carry their own ``eval_step`` (the ``ocr`` task)."""
+    return task.eval_step(generator, models, sample, **kwargs)
+
+
 EVAL_STEPS: dict[str, Callable] = {
     "caption": eval_caption,
     "vqa_gen": eval_vqa_gen,
@@ -215,6 +220,7 @@ EVAL_STEPS: dict[str, Callable] = {
     "image_classify": eval_image_classify,
     "gigaword": eval_gigaword,
     "image_gen": eval_image_gen,
+    "ocr": eval_by_task,
     **{name: eval_glue for name in GLUE_TASKS},
 }
 # the tasks the original evaluates zero-shot; their generator drops the answer trie and applies its vocabulary

@@ -199,6 +199,24 @@ def rouge_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[s
     return {rouge_type: total / len(hypotheses) for rouge_type, total in totals.items()}
 
 
+def edit_distance(a: str, b: str) -> int:
+    """Levenshtein distance (insertions, deletions, substitutions of one character each)."""
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+def ocr_scores(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
+    """OFA-OCR's metrics: ``acc`` (exact matches) and ``ned`` (1 - mean edit distance / longer length)."""
+    _check_same_length(hypotheses, references)
+    distances = [edit_distance(h, r) / max(len(h), len(r), 1) for h, r in zip(hypotheses, references)]
+    return {"acc": accuracy(hypotheses, references), "ned": 1.0 - mean(distances)}
+
+
 def mean(values: Iterable[float]) -> float:
     """Average of per-sample scores (VQA score, acc@0.5, accuracy)."""
     values = list(values)

@@ -68,6 +68,51 @@ def patch_resize_transform(patch_image_size: int, imagenet_default_mean_and_std:
     return PatchResizeTransform(patch_image_size, *normalization(imagenet_default_mean_and_std))
 
 
+#: OFA-OCR's document layout: a text page resized to one 64 x 1920 line, cut into 4 lines stacked 256 x 480
+DOCUMENT_LINE = (64, 1920)
+DOCUMENT_ROWS = 4
+#: the shorter side of a text-line image is never resized below this
+OCR_MIN_SIDE = 64
+
+
+def ocr_resize(image: Image.Image, size: int, is_document: bool, rng: random.Random) -> torch.Tensor:
+    """OFA-OCR's image layout: RGB uint8 (3, size, size) pixels.
+
+    A text line keeps its aspect ratio: bicubic resize of the long side to ``size`` (the short side to
+    ``max(64, int(size * short / long))``), then edge padding of the short side at an offset drawn by
+    ``rng.randint(0, size - short)`` (at validation too, as the original). A document (``is_document``) becomes
+    one 64 x 1920 line cut into 4 stacked pieces of 64 x 480, padded vertically the same way (so ``size`` 480).
+    """
+    image = image.convert("RGB")
+    width, height = image.size
+    if is_document:
+        line_height, line_width = DOCUMENT_LINE
+        if size != line_width // DOCUMENT_ROWS:
+            raise ValueError(f"--is-document needs --patch-image-size {line_width // DOCUMENT_ROWS}, got {size}")
+        pixels = pil_to_pixels(image.resize((line_width, line_height), Image.BICUBIC))
+        # the original goes through ToTensor/ToPILImage here: x / 255 * 255 truncated to uint8 may lose a level
+        pixels = pixels.float().div(255).mul(255).byte()
+        pixels = torch.cat(pixels.chunk(DOCUMENT_ROWS, dim=-1), dim=-2)
+        top = rng.randint(0, size - pixels.shape[1])
+        return _edge_pad(pixels, top, size - pixels.shape[1] - top, 0, 0)
+    if width >= height:
+        new_width, new_height = max(OCR_MIN_SIDE, size), max(OCR_MIN_SIDE, int(size * (height / width)))
+        top, left = rng.randint(0, size - new_height), 0
+    else:
+        new_width, new_height = max(OCR_MIN_SIDE, int(size * (width / height))), max(OCR_MIN_SIDE, size)
+        top, left = 0, rng.randint(0, size - new_width)
+    pixels = pil_to_pixels(image.resize((new_width, new_height), Image.BICUBIC))
+    return _edge_pad(pixels, top, size - new_height - top, left, size - new_width - left)
+
+
+def _edge_pad(pixels: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
+    """Pad (C, H, W) pixels by repeating the border rows and columns (PIL/numpy ``edge`` mode)."""
+    _, height, width = pixels.shape
+    rows = torch.arange(-top, height + bottom).clamp_(0, height - 1)
+    cols = torch.arange(-left, width + right).clamp_(0, width - 1)
+    return pixels[:, rows][:, :, cols]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Joint image + box transforms. ``target`` is a dict with "boxes" (N, 4) float xyxy pixels, "size" tensor([h, w])
 # and optionally "text" (the referring expression, whose left/right words follow a horizontal flip).

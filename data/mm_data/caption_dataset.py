@@ -8,8 +8,13 @@ from data.ofa_dataset import OFADataset
 _STRIP_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
 
 
+PROMPT = " what does the image describe?"
+PROMPT_CN = "图片描述了什么内容?"
+
+
 class CaptionDataset(OFADataset):
-    """Prompt `` what does the image describe?``; target the caption (all references at valid time)."""
+    """Prompt `` what does the image describe?`` (OFA-CN: ``图片描述了什么内容?``); target the caption (all
+    references at valid time)."""
 
     num_selected_cols = (3,)
 
@@ -25,7 +30,7 @@ class CaptionDataset(OFADataset):
         else:
             caption = " ".join(caption.strip().split())
             tgt_caption = "&&".join(cap.translate(_STRIP_PUNCTUATION).strip() for cap in caption.split("&&"))
-        src_item = self.encode_text(" what does the image describe?", append_bos=True, append_eos=True)
+        src_item = self.encode_text(PROMPT_CN if self.chinese else PROMPT, append_bos=True, append_eos=True)
         tgt_item = self.encode_text(" {}".format(tgt_caption))
         return {
             "id": uniq_id,

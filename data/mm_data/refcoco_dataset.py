@@ -9,10 +9,13 @@ from utils.transforms import grounding_transform
 
 # boxes may overshoot the image border by rounding; anything further out is a broken row
 BOX_TOLERANCE_PIXELS = 1.0
+PROMPT = ' which region does the text " {} " describe?'
+PROMPT_CN = '这段文字" {} "描述的是哪个区域？'
 
 
 class RefcocoDataset(OFADataset):
-    """Source `` which region does the text " {} " describe?``; target the box as four ``<bin_i>`` tokens.
+    """Source `` which region does the text " {} " describe?`` (OFA-CN: ``这段文字" {} "描述的是哪个区域？``);
+    target the box as four ``<bin_i>`` tokens.
 
     Resize ratios and the original region are kept for evaluation (boxes are predicted on the resized image).
     """
@@ -52,8 +55,8 @@ class RefcocoDataset(OFADataset):
         resize_h, resize_w = patch_target["size"][0], patch_target["size"][1]
 
         src_caption = self.pre_caption(patch_target["text"], self.max_src_length)
-        src_item = self.encode_text(' which region does the text " {} " describe?'.format(src_caption),
-                                    append_bos=True, append_eos=True)
+        prompt = PROMPT_CN if self.chinese else PROMPT
+        src_item = self.encode_text(prompt.format(src_caption), append_bos=True, append_eos=True)
         tgt_item = self.encode_text(bins_to_text(patch_target["boxes"][0], self.num_bins), use_bpe=False)
         return {
             "id": uniq_id,

@@ -16,6 +16,7 @@ from fairseq.models import (
 )
 from torch import Tensor
 
+from data.bert_bpe import OFA_CN_DICTIONARY_SIZE
 from .layers import Adapter, PromptEncoder
 from .backbone import IMAGE_BACKBONES, load_backbone_weights
 from .vit import VIT_CONFIGS
@@ -299,6 +300,9 @@ class OFAModel(FairseqEncoderDecoderModel):
         missing = len(self.encoder.dictionary) - loaded.size(0)
         if missing <= 0:
             return
+        if loaded.size(0) == OFA_CN_DICTIONARY_SIZE and not self.ans_tensor_list:
+            raise ValueError(f"the checkpoint has OFA-CN's {loaded.size(0)}-symbol BERT vocabulary but the task's "
+                             f"dictionary has {len(self.encoder.dictionary)} symbols: pass --bpe bert")
         new_rows = loaded.new_zeros(missing, loaded.size(1))
         if self.ans_tensor_list:
             if len(self.ans_tensor_list) != missing:
