@@ -482,7 +482,12 @@ def fairseq_file_to_hf_dir(checkpoint_file: Union[str, os.PathLike], out_dir: Un
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint_file(hf_state, out_dir / "pytorch_model.bin")
     (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
-    write_tokenizer_files(out_dir)
+    if task_cfg.get("bpe") == "bert":  # OFA-CN: the ports' OFATokenizerZH reads BERT's vocab.txt
+        from data.bert_bpe import BERT_CN_DIR
+
+        (out_dir / "vocab.txt").write_bytes((Path(task_cfg.get("bpe_dir") or BERT_CN_DIR) / "vocab.txt").read_bytes())
+    else:
+        write_tokenizer_files(out_dir)
     if configuration is not None:
         settings, answers = configuration
         (out_dir / CONFIGURATION_FILE).write_text(json.dumps(settings, indent=2) + "\n")
@@ -563,7 +568,8 @@ def modelscope_configuration(task_cfg: Mapping[str, Any]) -> Optional[Tuple[Dict
     beam_search["normalize_scores"] = not generation["unnormalized"]
     if task_cfg.get("constraint_range"):
         beam_search["constraint_range"] = task_cfg["constraint_range"]
-    model = {"type": "ofa", "language": "en", "gen_type": gen_type, "beam_search": beam_search,
+    language = "zh" if task_cfg.get("bpe") == "bert" else "en"
+    model = {"type": "ofa", "language": language, "gen_type": gen_type, "beam_search": beam_search,
              "patch_image_size": task_cfg.get("patch_image_size", 480),
              "max_image_size": task_cfg.get("max_image_size", task_cfg.get("patch_image_size", 480)),
              "imagenet_default_mean_and_std": bool(task_cfg.get("imagenet_default_mean_and_std", False))}

@@ -68,3 +68,12 @@ def test_entangled_positions_are_refused_without_the_flag(e2e_caption_checkpoint
     assert convert(["to-hf", str(tmp_path / "entangled.pt"), str(tmp_path / "hf")]) == 1
     assert "trained without --disable-entangle" in capsys.readouterr().err and not (tmp_path / "hf").exists()
     assert convert(["to-hf", str(tmp_path / "entangled.pt"), str(tmp_path / "hf"), "--allow-position-mismatch"]) == 0
+
+
+def test_chinese_checkpoints_get_the_bert_vocabulary(e2e_caption_checkpoint, tmp_path):
+    state = torch.load(e2e_caption_checkpoint, weights_only=False)
+    state["cfg"]["task"] = {**state["cfg"]["task"], "bpe": "bert", "bpe_dir": None}
+    torch.save(state, tmp_path / "cn.pt")
+    assert convert(["to-hf", str(tmp_path / "cn.pt"), str(tmp_path / "hf")]) == 0
+    assert (tmp_path / "hf" / "vocab.txt").is_file() and not (tmp_path / "hf" / "vocab.json").exists()
+    assert json.loads((tmp_path / "hf" / "configuration.json").read_text())["model"]["language"] == "zh"
