@@ -26,7 +26,7 @@ from fairseq.logging import progress_bar  # noqa: E402
 from fairseq.utils import reset_logging  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
-from utils import checkpoint_utils  # noqa: E402
+from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402
 from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references  # noqa: E402
 from utils.metrics import write_json  # noqa: E402
@@ -103,6 +103,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:
         raise EvaluationError("--lm-path (language model fusion) is not supported by evaluate.py")
+    option_checks.check_generation_options(cfg)
     if cfg.common.seed is not None and not cfg.generation.no_seed_provided:
         np.random.seed(cfg.common.seed)
         utils.set_torch_seed(cfg.common.seed)
@@ -232,6 +233,7 @@ def configure_distributed(cfg: DictConfig) -> None:
 
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
+    option_checks.exit_if_user_dir_missing("evaluate.py", sys.argv[1:] if argv is None else argv)
     checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",

@@ -36,13 +36,14 @@ from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E40
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
-from utils import checkpoint_utils  # noqa: E402
+from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402
 
 
 def main(cfg: DictConfig) -> None:
     utils.import_user_module(cfg.common)
+    option_checks.check_training_options(cfg)
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise TrainingSetupError("give a batch size with --batch-size (or --max-tokens)")
     metrics.reset()
@@ -50,11 +51,13 @@ def main(cfg: DictConfig) -> None:
         logger.addHandler(logging.FileHandler(filename=cfg.common.log_file))
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
+    save_dir_lock = None
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    if is_master and not cfg.checkpoint.no_save:
+        save_dir_lock = checkpoint_utils.prepare_save_dir(cfg.checkpoint.save_dir)  # held until training ends
     # the config and model printout go to the log file (or save_dir/train_details.log), not the console
     details = cfg.common.log_file or os.path.join(cfg.checkpoint.save_dir, "train_details.log")
-    is_master = distributed_utils.is_master(cfg.distributed_training)
     if is_master:
-        os.makedirs(cfg.checkpoint.save_dir, exist_ok=True)
         log_to_file(logger, "config", cfg, details)
 
     task = tasks.setup_task(cfg.task)
@@ -95,6 +98,8 @@ def main(cfg: DictConfig) -> None:
                                                disable_iterator_cache=True)
     train_meter.stop()
     logger.info("done training in %.1f seconds", train_meter.sum)
+    if save_dir_lock is not None:
+        save_dir_lock.release()
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:
@@ -153,6 +158,7 @@ def train(cfg: DictConfig, trainer: Trainer, task, epoch_itr) -> Tuple[List[Opti
         if should_stop:
             break
 
+    trainer.log_skipped_rows("train", f"epoch {epoch_itr.epoch}")
     logger.info("end of epoch %d (average epoch stats below)", epoch_itr.epoch)
     progress.print(get_training_stats(metrics.get_smoothed_values("train")), tag="train", step=num_updates)
     metrics.reset_meters("train")
@@ -210,6 +216,7 @@ def validate(cfg: DictConfig, trainer: Trainer, task, epoch_itr, subsets: List[s
                 if cfg.dataset.max_valid_steps is not None and i > cfg.dataset.max_valid_steps:
                     break
                 trainer.valid_step(sample)
+        trainer.log_skipped_rows("valid", f"validation on '{subset}'")
         stats = agg.get_smoothed_values()
         if hasattr(task, "get_valid_stats"):
             stats = task.get_valid_stats(cfg, trainer, stats)
@@ -252,6 +259,7 @@ def init_distributed_from_torchrun(cfg: DictConfig) -> None:
 
 
 def cli_main(modify_parser=None) -> None:
+    option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
     args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options
@@ -262,7 +270,7 @@ def cli_main(modify_parser=None) -> None:
     init_distributed_from_torchrun(cfg)
     try:
         distributed_utils.call_main(cfg, main)
-    except (CheckpointError, TrainingSetupError) as err:
+    except (CheckpointError, TrainingSetupError, option_checks.OptionError) as err:
         sys.exit(f"train.py: error: {err}")
 
 

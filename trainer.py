@@ -4,7 +4,8 @@
 - EMA: integer buffers (relative-position buckets) are copied, not averaged; the EMA starts from the initial
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
-- data parallel training on CPU (gloo) as well as GPU.
+- data parallel training on CPU (gloo) as well as GPU;
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`).
 """
 import logging
 import os
@@ -21,6 +22,7 @@ from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
 
 from utils import lr_scheduler  # noqa: F401  (polynomial_decay with --warmup-ratio, also for saved configs)
+from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
 logger = logging.getLogger(__name__)
@@ -63,7 +65,7 @@ def check_precision_supported(cfg) -> None:
         raise TrainingSetupError("--bf16 needs a CUDA device with bfloat16 support; none is in use here")
 
 
-class Trainer(fairseq_trainer.Trainer):
+class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
     def __init__(self, cfg, task, model, criterion, quantizer=None):

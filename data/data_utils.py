@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import warnings
 from io import BytesIO
 
@@ -11,9 +12,14 @@ import torch
 import torchvision.io
 from PIL import Image, ImageFile
 
-# The original accepts truncated JPEGs (decoding what is there) and images of any size; keep that behaviour.
+# The original accepts truncated JPEGs (decoding what is there); keep that behaviour. Image size is limited by
+# ``max_pixels`` below instead of Pillow's global limit (a warning up to twice the limit, an error beyond).
 ImageFile.LOAD_TRUNCATED_IMAGES = True
 Image.MAX_IMAGE_PIXELS = None
+
+#: largest image decoded by default (Pillow's limit, 9459x9459): a few MB of base64 can otherwise hold a
+#: 30000x30000 PNG that takes 13 GB and half a minute to decode
+DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 warnings.filterwarnings("ignore", "(Possibly )?corrupt EXIF data", UserWarning)
 
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
@@ -63,23 +69,39 @@ def _base64_bytes(text: str | bytes) -> bytes:
         raise ValueError(f"invalid base64 ({e})") from None
 
 
-def _open_image(raw: bytes, draft_size: int | None = None) -> Image.Image:
+def check_image_pixels(width: int, height: int, max_pixels: int) -> None:
+    """Refuse an image larger than ``max_pixels`` (0: no limit) before it is decoded."""
+    if max_pixels and width * height > max_pixels:
+        raise ValueError(f"image of {width}x{height} pixels is larger than --max-image-pixels {max_pixels} "
+                         f"(raise the flag to accept it)")
+
+
+def _open_image(raw: bytes, draft_size: int | None = None,
+                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
+    def not_an_image(e: Exception) -> ValueError:
+        return ValueError(f"base64 does not decode to an image ({type(e).__name__}: {e})")
+
     try:
-        image = Image.open(BytesIO(raw))
+        image = Image.open(BytesIO(raw))  # reads the header only
+    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
+        raise not_an_image(e) from None
+    check_image_pixels(*image.size, max_pixels)
+    try:
         if draft_size:
             image.draft(image.mode, (draft_size, draft_size))
         image.load()
-    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
-        raise ValueError(f"base64 does not decode to an image ({type(e).__name__}: {e})") from None
+    except Exception as e:
+        raise not_an_image(e) from None
     return image
 
 
-def decode_base64_image(text: str | bytes) -> Image.Image:
+def decode_base64_image(text: str | bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
     """Decode a base64 (standard or URL-safe) PNG/JPEG/... string into a loaded PIL image.
 
-    Raises ``ValueError`` with the reason when the text is not base64 or not an image.
+    Raises ``ValueError`` with the reason when the text is not base64, not an image, or an image of more than
+    ``max_pixels`` pixels (0: no limit).
     """
-    return _open_image(_base64_bytes(text))
+    return _open_image(_base64_bytes(text), max_pixels=max_pixels)
 
 
 _JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
@@ -104,7 +126,8 @@ def _jpeg_header(raw: bytes) -> tuple[int, int, int] | None:
     return None
 
 
-def decode_base64_image_rgb(text: str | bytes, draft_size: int | None = None) -> torch.Tensor:
+def decode_base64_image_rgb(text: str | bytes, draft_size: int | None = None,
+                            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
     """The image of :func:`decode_base64_image` as RGB pixels: a uint8 (3, H, W) tensor.
 
     Complete greyscale/RGB JPEGs (the bulk of OFA's data) are decoded by torchvision's libjpeg-turbo straight
@@ -116,14 +139,15 @@ def decode_base64_image_rgb(text: str | bytes, draft_size: int | None = None) ->
     raw = _base64_bytes(text)
     header = _jpeg_header(raw)
     if header is not None and header[0] in (1, 3):
+        check_image_pixels(header[2], header[1], max_pixels)
         if draft_size and min(header[1:]) >= 2 * draft_size:
-            return pil_to_pixels(_open_image(raw, draft_size))
+            return pil_to_pixels(_open_image(raw, draft_size, max_pixels))
         try:
             return torchvision.io.decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8),
                                               mode=torchvision.io.ImageReadMode.RGB)
         except RuntimeError:
             pass  # let PIL decode what it can, or name the problem
-    return pil_to_pixels(_open_image(raw))
+    return pil_to_pixels(_open_image(raw, max_pixels=max_pixels))
 
 
 def pil_to_pixels(image: Image.Image) -> torch.Tensor:
@@ -136,6 +160,14 @@ def encode_image_base64(image: Image.Image, format: str = "PNG") -> str:
     buffer = BytesIO()
     image.save(buffer, format=format)
     return base64.urlsafe_b64encode(buffer.getvalue()).decode("ascii")
+
+
+def finite_float(text: str) -> float:
+    """``float(text)``, refusing nan and +-inf: they pass every range check and break far from their row."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text.strip()!r} is not a finite number")
+    return value
 
 
 def quantize(value: torch.Tensor | float, num_bins: int) -> int:

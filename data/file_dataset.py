@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import logging
 import os
-import pickle
 from typing import Iterator
 
 import numpy as np
 import torch
+
+from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -85,11 +86,17 @@ class FileDataset:
         self._reader_pid = None
         self._init_seek_index(cached_index)
         first_row = self._read_line(0) if self.total_row_count else ""
+        if self.total_row_count and not first_row.strip():
+            raise RowError(file_path, 0, None, "is empty, but the first row sets the number of columns")
         self.num_columns = len(first_row.split(separator))
         if selected_col_ids is None:
             self.selected_col_ids = list(range(self.num_columns))
         else:
-            self.selected_col_ids = [int(col_id) for col_id in str(selected_col_ids).split(",")]
+            try:
+                self.selected_col_ids = [int(col_id) for col_id in str(selected_col_ids).split(",")]
+            except ValueError:
+                raise ValueError(f"--selected-cols {selected_col_ids!r}: expected comma-separated column numbers "
+                                 f"(reading {file_path})") from None
         bad = [c for c in self.selected_col_ids if not 0 <= c < self.num_columns]
         if bad and self.total_row_count:
             raise ValueError(
@@ -112,8 +119,7 @@ class FileDataset:
             cache_path = f"{self.file_path}.index"
             if not os.path.isfile(cache_path):
                 raise FileNotFoundError(f"cached index not found: {cache_path}")
-            with open(cache_path, "rb") as f:
-                self.total_row_count, offsets = pickle.load(f)
+            self.total_row_count, offsets = load_pickle(cache_path, "cached row offsets")
             self.lineid_to_offset = np.asarray(offsets, dtype=np.int64)
         else:
             self.lineid_to_offset = _line_offsets(self.file_path)

@@ -11,8 +11,10 @@ import torch
 from fairseq.data import FairseqDataset
 
 from data.bert_bpe import BertBPE
-from data.data_utils import collate_tokens, decode_base64_image, decode_base64_image_rgb, object_array, stack_batch
+from data.data_utils import (DEFAULT_MAX_IMAGE_PIXELS, collate_tokens, decode_base64_image, decode_base64_image_rgb,
+                             object_array, stack_batch)
 from data.file_dataset import FileDataset, RowError, TsvRow
+from utils.bad_rows import SkippedRow, split_skipped, with_skipped
 from utils.transforms import PatchResizeTransform, patch_resize_transform
 
 logger = logging.getLogger(__name__)
@@ -24,7 +26,8 @@ class OFADataset(FairseqDataset):
     """Turns :class:`FileDataset` rows into samples; subclasses implement :meth:`process_row`.
 
     A row that cannot be used raises :class:`RowError` (file, row, column); with ``skip_bad_rows`` it is
-    logged and counted in ``num_skipped`` instead, and :meth:`collater` leaves it out of the batch.
+    logged (once per process) and becomes a :class:`SkippedRow`, which :meth:`collater` leaves out of the batch
+    and lists under ``skipped_rows`` for the trainer's totals.
     """
 
     #: how many selected columns :meth:`process_row` accepts
@@ -44,6 +47,7 @@ class OFADataset(FairseqDataset):
         constraint_trie=None,
         prompt_type: str | None = "none",
         skip_bad_rows: bool = False,
+        max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
     ):
         self.split = split
         self.dataset = dataset
@@ -59,7 +63,9 @@ class OFADataset(FairseqDataset):
         if self.prompt_type not in PROMPT_TYPES:
             raise ValueError(f"unknown prompt_type {prompt_type!r}; choose one of {PROMPT_TYPES}")
         self.skip_bad_rows = skip_bad_rows
-        self.num_skipped = 0
+        self.max_image_pixels = max_image_pixels
+        # (file, row) skipped in this process, each counted once however often it is read
+        self.skipped_rows: set[tuple[str, int]] = set()
 
         self.bos, self.eos, self.pad = src_dict.bos(), src_dict.eos(), src_dict.pad()
         self.bos_item = torch.LongTensor([self.bos])
@@ -93,15 +99,20 @@ class OFADataset(FairseqDataset):
         if encoder is not None and hasattr(encoder, "pat") and not hasattr(encoder, "re"):
             encoder.re = importlib.import_module("regex")
 
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped_rows)
+
     def __getitem__(self, index: int):
         try:
             return self.process_row(index, self.dataset[index])
         except RowError as e:
             if not self.skip_bad_rows:
                 raise
-            self.num_skipped += 1
-            logger.warning("skipping bad row (%d skipped so far in this process): %s", self.num_skipped, e)
-            return None
+            if (e.path, e.row) not in self.skipped_rows:
+                self.skipped_rows.add((e.path, e.row))
+                logger.warning("skipping bad row (%d skipped so far in this process): %s", self.num_skipped, e)
+            return SkippedRow(e.path, e.row)
 
     def process_row(self, index: int, row: TsvRow) -> dict:
         """One sample dict (``source``, ``target``, ``prev_output_tokens``, ...) from the selected columns."""
@@ -153,7 +164,7 @@ class OFADataset(FairseqDataset):
 
     def read_image(self, row: TsvRow, field: int):
         """The PIL image in base64 column ``field`` of ``row`` (a :class:`RowError` if it does not decode)."""
-        return self._decode_field(row, field, decode_base64_image)
+        return self._decode_field(row, field, lambda text: decode_base64_image(text, self.max_image_pixels))
 
     #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (faster on large photos, pixels
     #: differ from a full decode; off by default, set by the task's option)
@@ -162,7 +173,8 @@ class OFADataset(FairseqDataset):
     def read_image_pixels(self, row: TsvRow, field: int) -> torch.Tensor:
         """The image of :meth:`read_image` as RGB uint8 (3, H, W) pixels, decoded without PIL where possible."""
         draft_size = self.patch_image_size if self.jpeg_draft_decode else None
-        return self._decode_field(row, field, lambda text: decode_base64_image_rgb(text, draft_size))
+        return self._decode_field(row, field, lambda text: decode_base64_image_rgb(text, draft_size,
+                                                                                   self.max_image_pixels))
 
     @staticmethod
     def _decode_field(row: TsvRow, field: int, decode):
@@ -216,10 +228,14 @@ class OFADataset(FairseqDataset):
     collate_prefix_tokens = False  #: emit ``prefix_tokens`` (decoder prompts without bos), as the original VQA
 
     def collater(self, samples: list, pad_to_length=None) -> dict:
-        """Merge samples into a fairseq batch with the original's keys (rows skipped as bad are left out)."""
-        samples = [s for s in samples if s is not None]
+        """Merge samples into a fairseq batch with the original's keys (rows skipped as bad are left out and
+        listed under ``skipped_rows``)."""
+        samples, skipped = split_skipped(samples)
         if not samples:
-            return {}
+            return with_skipped({}, skipped)
+        return with_skipped(self._collate(samples), skipped)
+
+    def _collate(self, samples: list) -> dict:
         first = samples[0]
 
         def merge(key):

@@ -4,7 +4,6 @@ import json
 import logging
 import math
 import os
-import pickle
 from argparse import Namespace
 from dataclasses import dataclass, field
 from typing import Optional
@@ -19,9 +18,12 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
 from data.bert_bpe import BERT_CN_DIR, BertBPE
+from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
 from data.dictionary import BPE_DIR, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
+from utils.option_checks import OptionError
+from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +64,11 @@ class OFAConfig(FairseqDataclass):
         default=False,
         metadata={"help": "log and skip TSV rows that cannot be decoded (wrong column count, bad base64 or image, "
                           "bad box/label) instead of stopping with an error naming file, row and column"},
+    )
+    max_image_pixels: int = field(
+        default=DEFAULT_MAX_IMAGE_PIXELS,
+        metadata={"help": "refuse images with more pixels than this before decoding them (a bad row; Pillow's "
+                          "decompression-bomb limit by default); 0 for no limit"},
     )
 
 
@@ -160,6 +167,8 @@ class OFATask(FairseqTask):
             raise NotImplementedError(f"{type(self).__name__} names no dataset_cls; use a concrete task (caption...)")
         file_dataset = FileDataset(self.data_path(split, epoch), self.cfg.selected_cols,
                                    slice_id=slice_id, slice_count=slice_count)
+        if file_dataset.get_total_row_count() == 0:
+            raise OptionError(f"--data: the {split} file {file_dataset.file_path} is empty")
         self.datasets[split] = self.dataset_cls(split, file_dataset, self.bpe, self.src_dict, self.tgt_dict,
                                                 **self.dataset_kwargs(split))
 
@@ -171,6 +180,7 @@ class OFATask(FairseqTask):
             "patch_image_size": self.cfg.patch_image_size,
             "imagenet_default_mean_and_std": self.cfg.imagenet_default_mean_and_std,
             "skip_bad_rows": self.cfg.skip_bad_rows,
+            "max_image_pixels": self.cfg.max_image_pixels,
         }
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
@@ -198,11 +208,27 @@ class OFATask(FairseqTask):
     # ---- candidate answers ------------------------------------------------------------------------------------
 
     def load_ans2label(self) -> dict:
-        """``ans2label_file`` (a pickle) if given, else the JSON of ``ans2label_dict``."""
-        if getattr(self.cfg, "ans2label_file", None):
-            with open(self.cfg.ans2label_file, "rb") as f:
-                return pickle.load(f)
-        return json.loads(self.cfg.ans2label_dict)
+        """``ans2label_file`` if given, else the JSON of ``ans2label_dict``: answer -> label.
+
+        The file is a pickle (read without executing code) or, when it ends in ``.json``, JSON; either holds
+        an answer -> label dict or a list of answers (labelled by position).
+        """
+        path = getattr(self.cfg, "ans2label_file", None)
+        if not path:
+            return json.loads(self.cfg.ans2label_dict)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"--ans2label-file {path} does not exist")
+        if path.endswith(".json"):
+            with open(path, encoding="utf-8") as f:
+                answers = json.load(f)
+        else:
+            answers = load_pickle(path, "--ans2label-file")
+        if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+            return {answer: label for label, answer in enumerate(answers)}
+        if isinstance(answers, dict) and all(isinstance(a, str) for a in answers):
+            return answers
+        raise ValueError(f"--ans2label-file {path}: expected a dict answer -> label or a list of answers, "
+                         f"got {type(answers).__name__}")
 
     def encode_answer(self, answer: str) -> torch.Tensor:
         return self.tgt_dict.encode_line(self.bpe.encode(" " + answer), add_if_not_exist=False,

@@ -9,10 +9,15 @@ from __future__ import annotations
 import argparse
 import ast
 import collections
+import errno
+import fcntl
+import hashlib
 import logging
 import os
 import pickle
 import re
+import socket
+import time
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -81,6 +86,7 @@ def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = 
     if not isinstance(state, dict) or "model" not in state:
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: not a fairseq/OFA checkpoint (no 'model' entry; found {found})")
+    verify_model_checksum(state, path)
 
     if state.get("args") is not None and arg_overrides:
         for name, value in arg_overrides.items():
@@ -180,41 +186,110 @@ def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[D
     return ensemble, cfg, task
 
 
+# ---- model checksum ------------------------------------------------------------------------------------------
+
+#: ``extra_state`` entry holding the SHA-256 of the model weights (fairseq and the original ignore unknown entries)
+CHECKSUM_KEY = "model_sha256"
+
+
+def model_checksum(state_dict: dict) -> str:
+    """SHA-256 over the names, dtypes, shapes and bytes of a state dict's tensors, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state_dict):
+        value = state_dict[name]
+        digest.update(f"{name}\0".encode())
+        if torch.is_tensor(value):
+            digest.update(f"{value.dtype}{tuple(value.shape)}\0".encode())
+            digest.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+        else:
+            digest.update(repr(value).encode())
+    return digest.hexdigest()
+
+
+def verify_model_checksum(state: dict, path: str) -> None:
+    """Compare the weights with the checksum stored at save time; files without one (released, the original's)
+    are taken as they are."""
+    expected = (state.get("extra_state") or {}).get(CHECKSUM_KEY)
+    if expected is not None and model_checksum(state["model"]) != expected:
+        raise CheckpointError(f"{path}: corrupt: the model weights do not match the checksum stored when it was "
+                              f"saved (bytes changed on disk or in transfer)")
+
+
 # ---- saving --------------------------------------------------------------------------------------------------
 
 
-def save_checkpoint_file(obj: Any, path: str) -> None:
-    """``torch.save`` to a temporary file in the same folder, fsync, then rename: readers (and a run killed
-    mid-write) see either the old file or the complete new one."""
+#: temporary files are ``.<name><TMP_MARK><pid>``, renamed onto ``<name>`` once complete
+TMP_MARK = ".tmp"
+_TMP_FILE = re.compile(rf"^\..+{re.escape(TMP_MARK)}\d+$")
+
+
+class CheckpointWriteError(CheckpointError):
+    """A checkpoint that could not be written (disk full, no permission...); the previous file is kept."""
+
+
+class _WriteRecorder:
+    """File wrapper remembering why a write failed: torch reports a failed write as 'unexpected pos'."""
+
+    def __init__(self, file):
+        self.file, self.error = file, None
+
+    def write(self, data) -> int:
+        try:
+            return self.file.write(data)
+        except BaseException as err:  # OSError (disk full) or KeyboardInterrupt arriving mid-write
+            self.error = self.error or err
+            raise
+
+    def flush(self) -> None:
+        self.file.flush()
+
+
+def _write_atomically(path: str, write) -> None:
+    """``write(file)`` into a temporary file next to ``path``, fsync, rename: readers (and a run killed mid-write)
+    see either the old file or the complete new one. A failed write names its cause, the folder and the file."""
     folder = os.path.dirname(os.path.abspath(path))
-    tmp_path = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    tmp_path = os.path.join(folder, f".{os.path.basename(path)}{TMP_MARK}{os.getpid()}")
+    recorder = None
     try:
         with open(tmp_path, "wb") as f:
-            torch.save(obj, f)
+            recorder = _WriteRecorder(f)
+            write(recorder)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp_path, path)
+    except KeyboardInterrupt:
+        raise KeyboardInterrupt(f"interrupted while writing {path}; it keeps its previous content") from None
+    except (OSError, RuntimeError) as err:
+        cause = recorder.error if recorder is not None and recorder.error is not None else err
+        if isinstance(cause, KeyboardInterrupt):
+            raise KeyboardInterrupt(f"interrupted while writing {path}; it keeps its previous content") from None
+        if not isinstance(cause, OSError):
+            raise
+        if cause.errno == errno.ENOSPC:
+            raise CheckpointWriteError(f"no space left on {folder} while writing {path}") from None
+        raise CheckpointWriteError(f"{cause.strerror or cause} on {folder} while writing {path}") from None
     finally:
         if os.path.exists(tmp_path):
             os.remove(tmp_path)
     _fsync_dir(folder)
+
+
+def save_checkpoint_file(obj: Any, path: str) -> None:
+    """``torch.save`` atomically (see :func:`_write_atomically`). A checkpoint (a dict with a ``model`` state
+    dict) gets the checksum of its weights in ``extra_state``, verified by :func:`load_checkpoint_to_cpu`."""
+    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
+        obj = {**obj, "extra_state": {**(obj.get("extra_state") or {}), CHECKSUM_KEY: model_checksum(obj["model"])}}
+    _write_atomically(path, lambda f: torch.save(obj, f))
 
 
 def copy_checkpoint_file(src: str, dst: str) -> None:
     """Atomic copy (same temp-file-and-rename protocol as :func:`save_checkpoint_file`)."""
-    folder = os.path.dirname(os.path.abspath(dst))
-    tmp_path = os.path.join(folder, f".{os.path.basename(dst)}.tmp{os.getpid()}")
-    try:
-        with open(src, "rb") as fin, open(tmp_path, "wb") as fout:
+    def copy(fout) -> None:
+        with open(src, "rb") as fin:
             while chunk := fin.read(1 << 24):
                 fout.write(chunk)
-            fout.flush()
-            os.fsync(fout.fileno())
-        os.replace(tmp_path, dst)
-    finally:
-        if os.path.exists(tmp_path):
-            os.remove(tmp_path)
-    _fsync_dir(folder)
+
+    _write_atomically(dst, copy)
 
 
 def _fsync_dir(folder: str) -> None:
@@ -223,6 +298,61 @@ def _fsync_dir(folder: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# ---- the save directory ----------------------------------------------------------------------------------------
+
+LOCK_NAME = "train.lock"
+
+
+class SaveDirLock:
+    """An exclusive lock on a ``--save-dir``, so two runs never overwrite each other's checkpoints.
+
+    ``flock`` on ``<save_dir>/train.lock``: the kernel releases it when the holder exits, however it dies, so a
+    lock left by a dead run is simply taken over. The file names the holder (pid, host, start time) for the
+    message the second run stops with.
+    """
+
+    def __init__(self, save_dir: str):
+        self.path = os.path.join(save_dir, LOCK_NAME)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as err:
+            holder = self._read_holder()
+            os.close(self._fd)
+            if err.errno not in (errno.EAGAIN, errno.EACCES):
+                raise CheckpointError(f"--save-dir {save_dir}: cannot lock {self.path} ({err.strerror})") from None
+            raise CheckpointError(
+                f"--save-dir {save_dir} is in use by another training run ({holder or 'holder unknown'}); "
+                f"wait for it to finish or choose another --save-dir") from None
+        previous = self._read_holder()
+        if previous:
+            logger.warning("--save-dir %s: taking over the lock of a run that is gone (%s)", save_dir, previous)
+        os.ftruncate(self._fd, 0)
+        os.pwrite(self._fd, f"pid {os.getpid()} on host {socket.gethostname()}, since "
+                            f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+
+    def _read_holder(self) -> str:
+        return os.pread(self._fd, 4096, 0).decode("utf-8", "replace").strip()
+
+    def release(self) -> None:
+        """Unlock; the emptied file stays (removing it could let two later runs lock different files)."""
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            os.close(self._fd)
+            self._fd = None
+
+
+def prepare_save_dir(save_dir: str) -> SaveDirLock:
+    """Create and lock ``save_dir`` and remove the temporary files of saves that were killed mid-write."""
+    os.makedirs(save_dir, exist_ok=True)
+    lock = SaveDirLock(save_dir)
+    for name in sorted(os.listdir(save_dir)):
+        if _TMP_FILE.match(name):
+            logger.info("removing %s, left by an interrupted checkpoint save", os.path.join(save_dir, name))
+            os.remove(os.path.join(save_dir, name))
+    return lock
 
 
 def checkpoint_paths(folder: str, pattern: str) -> List[str]:
@@ -272,6 +402,9 @@ def save_checkpoint(cfg: CheckpointConfig, trainer, epoch_itr, val_loss: Optiona
             val_loss, worst_kept)
     conditions[f"checkpoint_last{suffix}.pt"] = not cfg.no_last_checkpoints
 
+    # checkpoint_last is written first and the others copied from it: if a copy fails (disk full), a restart
+    # still resumes from this save
+    conditions.move_to_end(f"checkpoint_last{suffix}.pt", last=False)
     targets = [os.path.join(cfg.save_dir, name) for name, wanted in conditions.items() if wanted]
     extra_state = {"train_iterator": epoch_itr.state_dict(), "val_loss": val_loss}
     if hasattr(save_checkpoint, "best"):
@@ -280,7 +413,8 @@ def save_checkpoint(cfg: CheckpointConfig, trainer, epoch_itr, val_loss: Optiona
         trainer.save_checkpoint(targets[0], extra_state)
         for target in targets[1:]:
             copy_checkpoint_file(targets[0], target)
-        logger.info("saved checkpoint %s (epoch %d @ %d updates, score %s)", targets[0], epoch, updates, val_loss)
+        logger.info("saved checkpoint %s (epoch %d @ %d updates, score %s)", ", ".join(targets), epoch, updates,
+                    val_loss)
 
     def prune(pattern: str, keep: int, oldest_last: bool = True) -> None:
         found = checkpoint_paths(cfg.save_dir, pattern)

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 from collections import Counter
 from typing import Dict, Hashable, List, Mapping, Sequence, Tuple
 
 import numpy as np
+
+from utils.safe_pickle import load_pickle
 
 Ngram = Tuple[str, ...]
 CORPUS = "corpus"
@@ -40,9 +41,8 @@ def load_cached_tokens(path: str) -> Tuple[Dict[Ngram, float], float]:
             f"CIDEr-D document frequencies not found: {path} (expected a pickle like the original's "
             f"coco-train-words.p, or pass '{CORPUS}' to compute them from the references)"
         )
-    with open(path, "rb") as f:
-        # latin1: the published files were written by Python 2's cPickle
-        cached = pickle.load(f, encoding="latin1")
+    # latin1: the published files were written by Python 2's cPickle
+    cached = load_pickle(path, "CIDEr-D cached tokens", encoding="latin1")
     if not isinstance(cached, Mapping) or not {"document_frequency", "ref_len"} <= set(cached):
         raise ValueError(f"{path}: expected a dict with 'document_frequency' and 'ref_len' entries")
     return dict(cached["document_frequency"]), float(cached["ref_len"])

@@ -1,9 +1,12 @@
 """Image captioning rows: uniq-id, image, caption (references joined with ``&&`` in valid/test files)."""
 from __future__ import annotations
 
+import logging
 import string
 
 from data.ofa_dataset import OFADataset
+
+logger = logging.getLogger(__name__)
 
 _STRIP_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
 
@@ -21,12 +24,28 @@ class CaptionDataset(OFADataset):
     def __init__(self, *args, scst: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
         self.scst = scst
+        self.empty_caption_rows: set[int] = set()  # rows of this process whose caption has no word
+
+    def _note_empty_caption(self, row) -> None:
+        """Warn at the first empty training caption (it trains on a target without a word), then only
+        when the count reaches 10, 100, 1000, ... so large files do not flood the log."""
+        if row.row in self.empty_caption_rows:
+            return
+        self.empty_caption_rows.add(row.row)
+        count = len(self.empty_caption_rows)
+        if count == 1:
+            logger.warning("%s: row %d has an empty caption; it trains on a target without a word (warned "
+                           "once; the count is logged at 10, 100, ... such rows)", row.path, row.row)
+        elif str(count).rstrip("0") == "1":
+            logger.warning("%s: %d rows with an empty caption so far in this process", row.path, count)
 
     def process_row(self, index, row):
         uniq_id, _, caption = row
         if self.split == "train" and not self.scst:
             words = caption.translate(_STRIP_PUNCTUATION).strip().split()
             tgt_caption = " ".join(words[: self.max_tgt_length])
+            if not words:
+                self._note_empty_caption(row)
         else:
             caption = " ".join(caption.strip().split())
             tgt_caption = "&&".join(cap.translate(_STRIP_PUNCTUATION).strip() for cap in caption.split("&&"))

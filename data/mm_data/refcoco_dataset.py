@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from data.data_utils import bins_to_text
+from data.data_utils import bins_to_text, finite_float
 from data.ofa_dataset import OFADataset
 from utils.transforms import grounding_transform
 
@@ -34,7 +34,7 @@ class RefcocoDataset(OFADataset):
     def read_region(self, row, field: int, width: int, height: int) -> torch.Tensor:
         """The ``x0,y0,x1,y1`` box of column ``field``, checked against the image size."""
         try:
-            region = torch.tensor([float(v) for v in row[field].strip().split(",")])
+            region = torch.tensor([finite_float(v) for v in row[field].strip().split(",")])
         except ValueError as e:
             raise row.error(field, f"region {row[field]!r} is not four numbers ({e})") from None
         if region.numel() != 4:

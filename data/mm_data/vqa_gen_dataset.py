@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import torch
 
+from data.data_utils import finite_float
 from data.ofa_dataset import OFADataset
 
 
@@ -13,7 +14,7 @@ def parse_answers(text: str) -> dict[str, float]:
         confidence, sep, answer = item.partition("|!+")
         if not sep:
             raise ValueError(f"answer {item!r} is not 'confidence|!+answer'")
-        answers[answer] = float(confidence)
+        answers[answer] = finite_float(confidence)
     return answers
 
 

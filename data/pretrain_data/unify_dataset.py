@@ -9,12 +9,13 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from data.data_utils import bins_to_text
+from data.data_utils import bins_to_text, finite_float
 from data.file_dataset import FileDataset, TsvRow
 from data.ofa_dataset import OFADataset
 from data.pretrain_data.augment import LargeScaleJitter, ObjectCenterCrop, rand_augment, random_hflip, random_resize
 from data.pretrain_data.text_infilling import TextInfilling
 from utils import transforms as OT
+from utils.bad_rows import split_skipped, with_skipped
 
 PAIR_TYPES = ("caption", "qa", "visual_grounding")
 #: every EXTRA_EVERY-th vision-language row brings 2 text, 1 image and 1 detection sample (the original's rate)
@@ -196,7 +197,7 @@ class UnifyDataset(OFADataset):
             try:
                 if not sep:
                     raise ValueError("no '|!+'")
-                answers[answer] = float(conf)
+                answers[answer] = finite_float(conf)
             except ValueError:
                 raise row.error(field, f"answer {item!r} is not 'confidence|!+answer'") from None
         return answers
@@ -209,7 +210,7 @@ class UnifyDataset(OFADataset):
             try:
                 if len(parts) != (6 if with_labels else 4):
                     raise ValueError("wrong number of fields")
-                boxes.append([float(v) for v in parts[:4]])
+                boxes.append([finite_float(v) for v in parts[:4]])
             except ValueError:
                 layout = "x0,y0,x1,y1,object_id,object_name" if with_labels else "x0,y0,x1,y1"
                 raise row.error(field, f"box {item!r} is not {layout}") from None
@@ -353,10 +354,10 @@ class UnifyDataset(OFADataset):
 
     def collater(self, samples: list, pad_to_length=None):
         """Image-text samples form one batch; text/image/detection samples a second one (``[pairs, extras]``)."""
-        samples = [s for s in samples if s is not None]
+        samples, skipped = split_skipped(samples)
         pairs = [example for pair_samples, _ in samples for example in pair_samples]
         extras = [example for _, extra_samples in samples for example in extra_samples]
         if not pairs:
-            return {}
-        batch = super().collater(pairs)
-        return [batch, super().collater(extras)] if extras else batch
+            return with_skipped({}, skipped)
+        batch = self._collate(pairs)
+        return with_skipped([batch, self._collate(extras)] if extras else batch, skipped)

@@ -4,6 +4,7 @@ import random
 import pytest
 import torch
 
+from utils.bad_rows import SkippedRow
 from unify_rows import NEGATIVE_CAPTIONS, NEGATIVE_OBJECTS, TYPE2ANS, image_b64, vl_row
 
 BOS, PAD, EOS = 0, 1, 2
@@ -278,7 +279,9 @@ def test_bad_rows_name_file_row_and_column(make_unify):
     with pytest.raises(RowError, match=r"detection\.tsv: row 0 .*column 2: box '1,2,3,4,cat' is not"):
         ds[7]
     task, ds = make_unify(caption_rows(8), detection_rows=[["d", image_b64(), "1,2,3,4,cat"]], skip_bad_rows=True)
-    assert ds[7] is None and ds.num_skipped == 1 and ds.collater([ds[6], ds[7]])["nsentences"] == 2
+    assert ds[7] == SkippedRow(ds[7].path, 0) and ds[7].path.endswith("detection.tsv") and ds.num_skipped == 1
+    batch = ds.collater([ds[6], ds[7]])
+    assert batch["nsentences"] == 2 and batch["skipped_rows"] == [ds[7]] and ds.num_skipped == 1
 
 
 def test_configuration_errors(make_unify, tmp_path):

@@ -1,0 +1,141 @@
+"""``--skip-bad-rows`` across processes: skipped rows travel with their batch, the trainer counts them.
+
+A dataset returns a :class:`SkippedRow` for a row it cannot use; its collater leaves the row out and lists it
+under ``batch["skipped_rows"]``, so the count is right however many DataLoader workers read the rows and
+however often a row is read (fairseq reads the first batch twice). :class:`SkipBadRowsMixin` takes the list
+out of every batch before the model sees it, logs the totals per epoch and file, and turns a batch whose rows
+were all skipped into a no-op on every rank.
+"""
+from __future__ import annotations
+
+import collections
+import logging
+from typing import NamedTuple
+
+import torch
+from fairseq.distributed import utils as distributed_utils
+
+logger = logging.getLogger(__name__)
+
+SKIPPED_ROWS = "skipped_rows"
+
+
+class SkippedRow(NamedTuple):
+    """A row left out under ``--skip-bad-rows`` (``row`` is the 0-based line of ``path``)."""
+
+    path: str
+    row: int
+
+
+def split_skipped(samples: list) -> tuple[list, list[SkippedRow]]:
+    """(usable samples, skipped rows) of a list of dataset items."""
+    skipped = [s for s in samples if isinstance(s, SkippedRow)]
+    return [s for s in samples if s is not None and not isinstance(s, SkippedRow)], skipped
+
+
+def with_skipped(batch, skipped: list[SkippedRow]):
+    """``batch`` listing ``skipped`` under :data:`SKIPPED_ROWS` (a batch that is a list carries it in its first
+    element); a batch of skipped rows only is ``{"skipped_rows": [...]}``."""
+    if not skipped:
+        return batch
+    if not batch:
+        return {SKIPPED_ROWS: skipped}
+    (batch[0] if isinstance(batch, list) else batch)[SKIPPED_ROWS] = skipped
+    return batch
+
+
+def take_skipped(batch) -> tuple[object, list[SkippedRow]]:
+    """(batch without the skipped-row list, that list)."""
+    head = batch[0] if isinstance(batch, list) and batch else batch
+    if not isinstance(head, dict) or SKIPPED_ROWS not in head:
+        return batch, []
+    return batch, head.pop(SKIPPED_ROWS)  # a batch of skipped rows only is now {}
+
+
+class SkipBadRowsMixin:
+    """For a fairseq ``Trainer``: skipped-row totals and no-op updates for batches without a usable row."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skipped_rows = collections.defaultdict(set)  # (split, path) -> rows skipped since the last report
+        self._dummy_source = None  # the dataset of the latest iterator, to find a usable dummy batch in
+
+    def _take_skipped(self, sample, split: str):
+        sample, skipped = take_skipped(sample)
+        for row in skipped:
+            self._skipped_rows[(split, row.path)].add(row.row)
+        return sample
+
+    def _skip_bad_rows(self) -> bool:
+        return bool(getattr(getattr(self.task, "cfg", None), "skip_bad_rows", False))
+
+    def _rows_on_any_rank(self, samples: list) -> bool:
+        count = torch.tensor([sum(1 for s in samples if s)], dtype=torch.long, device=self.device)
+        if self.data_parallel_world_size > 1:
+            distributed_utils.all_reduce(count, group=self.data_parallel_process_group)
+        return count.item() > 0
+
+    def reset_dummy_batch(self, batch):
+        # the batch fairseq substitutes for an empty one needs real rows: keep the previous one rather than a
+        # first batch whose rows were all skipped
+        batch, _ = take_skipped(batch)
+        if batch or self._dummy_batch is None:
+            super().reset_dummy_batch(batch)
+
+    def _ensure_dummy_batch(self, samples: list) -> None:
+        if all(samples) or (self._dummy_batch and self._dummy_batch != "DUMMY"):
+            return
+        dataset = self._dummy_source
+        for index in range(len(dataset) if dataset is not None else 0):
+            batch, _ = take_skipped(dataset.collater([dataset[index]]))
+            if batch:
+                self._dummy_batch = batch
+                return
+        where = getattr(getattr(dataset, "dataset", None), "file_path", "the data")
+        raise ValueError(f"--skip-bad-rows: every row of {where} read by this process is bad")
+
+    def get_train_iterator(self, *args, **kwargs):
+        itr = super().get_train_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def get_valid_iterator(self, *args, **kwargs):
+        itr = super().get_valid_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def train_step(self, samples, raise_oom=False):
+        samples = [self._take_skipped(s, "train") for s in samples]
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank(samples):
+                logger.warning("no usable row in this update's batches on any rank (--skip-bad-rows): no update")
+                return None
+            if self.data_parallel_world_size == 1:
+                samples = [s for s in samples if s]  # nothing to keep in step with
+            self._ensure_dummy_batch(samples)
+        return super().train_step(samples, raise_oom)
+
+    def valid_step(self, sample, raise_oom=False):
+        sample = self._take_skipped(sample, "valid")
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank([sample]):
+                return None
+            self._ensure_dummy_batch([sample])
+        return super().valid_step(sample, raise_oom)
+
+    def log_skipped_rows(self, split: str, when: str) -> int:
+        """Log (and forget) how many rows of ``split`` all ranks skipped since the last call, per file."""
+        if not self._skip_bad_rows():
+            return 0
+        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_rows.items()
+                                      if s == split})
+        for key in [key for key in self._skipped_rows if key[0] == split]:
+            del self._skipped_rows[key]
+        if self.data_parallel_world_size > 1:
+            gathered = distributed_utils.all_gather_list(dict(counts), group=self.data_parallel_process_group)
+            counts = sum((collections.Counter(c) for c in gathered), collections.Counter())
+        total = sum(counts.values())
+        if total:
+            per_file = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
+            logger.warning("%s: skipped %d bad row(s) (--skip-bad-rows): %s", when, total, per_file)
+        return total
