@@ -13,19 +13,24 @@ import logging
 import os
 import sys
 
-import numpy as np
-import torch
-from fairseq import options, tasks, utils
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.distributed import utils as distributed_utils
-from fairseq.logging import progress_bar
-from fairseq.utils import reset_logging
-from omegaconf import DictConfig
+from utils.logging_setup import log_to_file, quiet_third_party
 
-from utils import checkpoint_utils, option_checks
-from utils.distributed import configure_torchrun
-from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
-from utils.metrics import write_json
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from fairseq import options, tasks, utils  # noqa: E402
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
+from fairseq.distributed import utils as distributed_utils  # noqa: E402
+from fairseq.logging import progress_bar  # noqa: E402
+from fairseq.utils import reset_logging  # noqa: E402
+from omegaconf import DictConfig, open_dict  # noqa: E402
+
+from utils import checkpoint_utils, option_checks  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
+from utils.distributed import configure_torchrun  # noqa: E402
+from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references  # noqa: E402
+from utils.metrics import write_json  # noqa: E402
 
 logging.basicConfig(
     format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
@@ -75,6 +80,10 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
     )
 
 
+def _same_files(data: str) -> list[str]:
+    return [os.path.abspath(path) for path in data.split(",")]
+
+
 def load_ema_weights(model, path: str) -> None:
     """Replace ``model``'s weights by the EMA copy stored in the checkpoint's ``extra_state``."""
     state = checkpoint_utils.load_checkpoint_to_cpu(path)
@@ -88,10 +97,9 @@ def load_ema_weights(model, path: str) -> None:
 def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False):
     utils.import_user_module(cfg.common)
     reset_logging()
-    logger.info(cfg)
-
     if cfg.common_eval.results_path is None:
         raise EvaluationError("give --results-path DIR for the predictions and metrics")
+    log_to_file(logger, "config", cfg, os.path.join(cfg.common_eval.results_path, "evaluate_details.log"))
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:
@@ -109,6 +117,11 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
     overrides = parse_model_overrides(cfg.common_eval.model_overrides)
+    data = cfg.task.get("data")  # the positional DATA
+    if data and _same_files(overrides.get("data", data)) != _same_files(data):
+        raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
+    if data:
+        overrides["data"] = data
     if cfg.task._name == "vqa_gen":
         # the task prepares either the candidate batches or the constrained generator
         overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
@@ -216,7 +229,7 @@ def cli_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zero-shot", action="store_true",
                         help="build the task from the command line instead of the checkpoint and evaluate the "
                              "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
-    args = options.parse_args_and_arch(parser, input_args=argv)
+    args = parse_args_and_arch(parser, argv)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     configure_torchrun(cfg)
     try:

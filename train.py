@@ -23,6 +23,10 @@ logging.basicConfig(
 )
 logger = logging.getLogger("train")
 
+from utils.logging_setup import log_to_file, quiet_third_party  # noqa: E402
+
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
 import numpy as np  # noqa: E402
 from fairseq import options, tasks, utils  # noqa: E402
 from fairseq.data import iterators  # noqa: E402
@@ -35,6 +39,7 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
 
 
@@ -49,16 +54,21 @@ def main(cfg: DictConfig) -> None:
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
     save_dir_lock = None
-    if distributed_utils.is_master(cfg.distributed_training) and not cfg.checkpoint.no_save:
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    if is_master and not cfg.checkpoint.no_save:
         save_dir_lock = checkpoint_utils.prepare_save_dir(cfg.checkpoint.save_dir)  # held until training ends
-    logger.info(cfg)
+    # the config and model printout go to the log file (or save_dir/train_details.log), not the console
+    details = cfg.common.log_file or os.path.join(cfg.checkpoint.save_dir, "train_details.log")
+    if is_master:
+        log_to_file(logger, "config", cfg, details)
 
     task = tasks.setup_task(cfg.task)
     if not cfg.criterion:
         raise TrainingSetupError("give a criterion with --criterion")
     model = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
-    logger.info(model)
+    if is_master:
+        log_to_file(logger, "model", model, details)
     logger.info("task: %s, model: %s, criterion: %s", type(task).__name__, type(model).__name__,
                 type(criterion).__name__)
     logger.info("num. model params: {:,} (num. trained: {:,})".format(
@@ -237,7 +247,7 @@ def cli_main(modify_parser=None) -> None:
     option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
-    args = options.parse_args_and_arch(parser, modify_parser=modify_parser)
+    args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     with open_dict(cfg):
         for name in EMA_INIT_OPTIONS:

@@ -118,6 +118,11 @@ class OFADataset(FairseqDataset):
         """One sample dict (``source``, ``target``, ``prev_output_tokens``, ...) from the selected columns."""
         raise NotImplementedError
 
+    def sample_from_fields(self, index: int, fields: list[str], source: str = "<fields>") -> dict:
+        """:meth:`process_row` on ``fields`` given directly (prediction), in the selected columns' order;
+        errors name ``source``."""
+        return self.process_row(index, TsvRow(list(fields), source, index, list(range(len(fields)))))
+
     # ---- text -------------------------------------------------------------------------------------------------
 
     @property

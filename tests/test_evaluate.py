@@ -104,15 +104,14 @@ def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
     assert 0 <= scores["Bleu_4"] <= 1 and scores["CIDEr"] > 0
 
 
-def test_hugging_face_round_trip_evaluates_alike_with_zero_shot(e2e, e2e_checkpoint, tmp_path):
-    """A checkpoint converted to the HF layout and back holds no task: --zero-shot gives the original's captions."""
+def test_hugging_face_round_trip_evaluates_alike(e2e, e2e_checkpoint, tmp_path):
+    """A checkpoint converted to the HF layout and back keeps its task (configuration.json): the original's
+    captions, with no --zero-shot and no --patch-image-size."""
     from utils.convert_checkpoint import main as convert
 
     convert(["to-hf", str(e2e_checkpoint), str(tmp_path / "hf")])
     convert(["to-fairseq", str(tmp_path / "hf"), str(tmp_path / "back.pt")])
-    args = _caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv")
-    assert "holds no task configuration" in _in_process_error(args)  # without --zero-shot
-    proc = _run(args + ["--zero-shot", "--selected-cols", "0,4,2", "--patch-image-size", "96"])
+    proc = _run(_caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((tmp_path / "test_predict.json").read_text()) == json.loads(
         (e2e / "expected_predict.json").read_text())
@@ -365,3 +364,19 @@ def test_tiny_checkpoint_image_gen(e2e_checkpoint, tmp_path):
     assert scores["clip_score"] == pytest.approx(sum(p["score"] for p in predictions) / 2)
     assert len(list((images / "all_results").glob("*.png"))) == 4  # 2 captions x beam 2
     assert sorted(p.name for p in (images / "top1").glob("*.png")) == ["a red car_0.png", "two dogs on the grass_0.png"]
+
+
+def test_positional_data_is_read_and_string_question_ids_kept(e2e_checkpoint, data_parity, tmp_path):
+    """DATA alone names the file (no data in --model-overrides); non-numeric VQA ids are written as strings."""
+    import evaluate
+
+    data, task_cfg = _tiny_task_files(data_parity, "vqa_gen", tmp_path)
+    data.write_text("".join("q" + line + "\n" for line in data.read_text().splitlines()))
+    _make_tiny_checkpoint(e2e_checkpoint, "vqa_gen", task_cfg, tmp_path / "vqa.pt")
+    args = [str(data), f"--path={tmp_path / 'vqa.pt'}", "--task=vqa_gen", "--batch-size=2", "--cpu",
+            "--num-workers=0", "--gen-subset=test", f"--results-path={tmp_path / 'results'}", "--no-progress-bar",
+            f"--model-overrides={_overrides(data='/nonexistent/train.tsv,/nonexistent/valid.tsv')}"]
+    assert "differ: give one" in _in_process_error(args)
+    evaluate.cli_main(args[:-1] + [f"--model-overrides={_overrides(bpe_dir=str(REPO / 'utils' / 'BPE'))}"])
+    predictions = json.loads((tmp_path / "results" / "test_predict.json").read_text())
+    assert [p["question_id"] for p in predictions] == [line.split("\t")[0] for line in data.read_text().splitlines()]

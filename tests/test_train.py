@@ -147,7 +147,9 @@ def test_corrupt_last_checkpoint_is_reported_and_kept(caption_data, uninterrupte
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("train.py: error: ") and str(corrupt) in last_line
     assert "truncated or corrupt" in last_line
-    assert corrupt.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt", "train.lock"]
+    # nothing written but the save dir's lock and train.py's config/model dump (train_details.log)
+    assert corrupt.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt", "train.lock", "train_details.log"]
 
 
 def _free_port() -> int:

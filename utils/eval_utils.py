@@ -51,6 +51,12 @@ def sample_ids(sample: dict) -> list:
     return ids.tolist() if hasattr(ids, "tolist") else list(ids)
 
 
+def question_id(sample_id) -> int | str:
+    """A VQA question id as the original writes it (an int); ids that are not numbers stay strings."""
+    text = str(sample_id)
+    return int(text) if text.lstrip("-").isdigit() else text
+
+
 def eval_caption(task, generator, models, sample, **kwargs):
     """Beam-search captions, detokenized and stripped of punctuation as the original does."""
     hypos = task.inference_step(generator, models, sample)
@@ -86,7 +92,7 @@ def eval_vqa_gen(task, generator, models, sample, beam_search_vqa_eval: bool | N
             answers.append(decode_tokens(_best_tokens(hypos, i)[prefix_len:], task, generator).strip())
     else:
         answers = _best_candidate_answers(task, models[0], sample)
-    results = [{"question_id": int(sample_id), "answer": answer} for sample_id, answer in zip(ids, answers)]
+    results = [{"question_id": question_id(sample_id), "answer": answer} for sample_id, answer in zip(ids, answers)]
     return results, _soft_scores(sample, answers)
 
 
@@ -94,7 +100,8 @@ def eval_vqa_zero_shot(task, generator, models, sample, **kwargs):
     """Zero-shot VQA (``--zero-shot``): unconstrained beam search without the question prefix."""
     hypos = task.inference_step(generator, models, sample)
     answers = [decode_tokens(_best_tokens(hypos, i), task, generator).strip() for i in range(len(hypos))]
-    results = [{"question_id": int(sample_id), "answer": answer} for sample_id, answer in zip(sample_ids(sample), answers)]
+    results = [{"question_id": question_id(sample_id), "answer": answer}
+               for sample_id, answer in zip(sample_ids(sample), answers)]
     return results, _soft_scores(sample, answers)
 
 
