@@ -12,6 +12,7 @@ import ast
 import logging
 import os
 import sys
+from itertools import chain
 
 import numpy as np
 import torch
@@ -23,7 +24,6 @@ from fairseq.utils import reset_logging
 from omegaconf import DictConfig, open_dict
 
 from utils import checkpoint_utils
-from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
 from utils.metrics import write_json
 
 logging.basicConfig(
@@ -69,9 +69,11 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
             f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
         )
     task = tasks.setup_task(cfg.task) if zero_shot else None
-    return checkpoint_utils.load_model_ensemble_and_task(
+    models, saved_cfg, task = checkpoint_utils.load_model_ensemble_and_task(
         paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
     )
+    task.zero_shot = zero_shot
+    return models, saved_cfg, task
 
 
 def load_ema_weights(model, path: str) -> None:
@@ -107,13 +109,10 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
     overrides = parse_model_overrides(cfg.common_eval.model_overrides)
-    if cfg.task._name == "vqa_gen":
-        # the task prepares either the candidate batches or the constrained generator
-        overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
     logger.info("loading model(s) from {}".format(cfg.common_eval.path))
-    models, saved_cfg, task = load_models_and_task(cfg, overrides, zero_shot)
-    # the dataset is read with the saved task config, updated by --model-overrides
-    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task if saved_cfg.get("task") else cfg.task)
+    models, _, task = load_models_and_task(cfg, overrides, zero_shot)
+    # the task (and so the dataset) has the saved task config updated by --model-overrides
+    task.load_dataset(cfg.dataset.gen_subset)
 
     paths = utils.split_paths(cfg.common_eval.path)
     for model, path in zip(models, paths):
@@ -158,10 +157,8 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         if use_fp16:
             sample = utils.apply_to_sample(_to_half, sample)
         with torch.no_grad():
-            results, scores = eval_step(
-                task, generator, models, sample, zero_shot=zero_shot, beam_search_vqa_eval=beam_search_vqa_eval
-            )
-        references = sample_references(task, sample)
+            results, scores = task.eval_step(generator, models, sample, beam_search_vqa_eval=beam_search_vqa_eval)
+        references = task.sample_references(sample)
         for i, result in enumerate(results):
             records.append({
                 "result": result,
@@ -182,9 +179,23 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
         write_json(predict_path, [record["result"] for record in records])
         task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
-        task_metrics.update(compute_metrics(task.cfg._name, records))
+        task_metrics.update(task.compute_metrics(records))
         write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
         logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
+
+
+def gather_records(records: list[dict], world_size: int) -> list[dict]:
+    """All ranks' per-sample records on every rank, rank 0's first.
+
+    Each rank reads its own contiguous slice of the TSV and shorter slices are padded with empty batches
+    (skipped), so concatenating counts every row once and keeps file order. Ids cannot be used to drop
+    repeats: some tasks number samples within their rank's slice, as the original does.
+    """
+    if world_size == 1:
+        return records
+    gathered: list = [None] * world_size
+    torch.distributed.all_gather_object(gathered, records)
+    return list(chain.from_iterable(gathered))
 
 
 def _check_every_row_evaluated(dataset, num_records: int) -> None:

@@ -9,7 +9,7 @@ from fairseq.criterions import register_criterion
 from torch import Tensor
 
 from criterions.scst_loss import ScstConfig, ScstCriterion
-from utils.image_gen_utils import CLIP_REWARD_WEIGHT, TextToImageTools, caption_of_source
+from models.text_to_image import CLIP_REWARD_WEIGHT, TextToImageTools, caption_of_source
 
 
 @dataclass

@@ -6,7 +6,6 @@ other candidates of the same sample as advantage, and weights the candidates' te
 log-likelihoods with it.
 """
 
-import string
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -20,6 +19,7 @@ from omegaconf import II
 from torch import Tensor
 
 from criterions.constraints import constrain_logits, parse_constraint_range
+from data.data_utils import strip_punctuation
 from utils.cider_d import CiderD
 
 Hypotheses = List[List[Dict[str, Any]]]
@@ -152,12 +152,9 @@ class ScstRewardCriterionConfig(ScstConfig):
     )
 
 
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
 def cider_sentence(text: str) -> str:
     """Caption as the CIDEr-D cached tokens expect it: no punctuation, ending in an ``<eos>`` word."""
-    text = text.strip().translate(_PUNCTUATION).strip()
+    text = strip_punctuation(text.strip())
     return text + " <eos>"
 
 

@@ -11,6 +11,7 @@ import torch
 from fairseq.data import FairseqDataset
 
 from data.data_utils import collate_tokens, decode_base64_image, decode_base64_image_rgb, object_array, stack_batch
+from data.dictionary import VocabLayout
 from data.file_dataset import FileDataset, RowError, TsvRow
 from utils.transforms import PatchResizeTransform, patch_resize_transform
 
@@ -43,12 +44,14 @@ class OFADataset(FairseqDataset):
         constraint_trie=None,
         prompt_type: str | None = "none",
         skip_bad_rows: bool = False,
+        vocab: VocabLayout | None = None,
     ):
         self.split = split
         self.dataset = dataset
         self.bpe = bpe
         self.src_dict = src_dict
         self.tgt_dict = tgt_dict if tgt_dict is not None else src_dict
+        self.vocab = vocab if vocab is not None else VocabLayout.of(self.tgt_dict)
         self.max_src_length = max_src_length
         self.max_tgt_length = max_tgt_length
         self.patch_image_size = patch_image_size
@@ -196,8 +199,7 @@ class OFADataset(FairseqDataset):
         """(len(target), vocab) bool: the tokens the candidate-answer trie allows at each answer position."""
         mask = torch.zeros((len(target), len(self.tgt_dict)), dtype=torch.bool)
         start = len(target) - answer_len
-        for i in range(start, len(target)):
-            mask[i, self.constraint_trie.get_next_layer([self.bos] + target[start:i].tolist())] = True
+        mask[start:] = self.constraint_trie.answer_masks(target[start:], len(self.tgt_dict), self.bos)
         return mask
 
     # ---- batching ---------------------------------------------------------------------------------------------

@@ -46,7 +46,7 @@ def demo_tasks(data: Path) -> dict[str, DemoTask]:
             eval_flags=["--beam", "5", "--max-len-b", "16", "--no-repeat-ngram-size", "3"],
             overrides={"eval_cider": False}),
         "refcoco": DemoTask(
-            "refcoco", "refcoco", "acc@0.5", "0,4,2,3", "0,4,2,3",
+            "refcoco", "refcoco", "score", "0,4,2,3", "0,4,2,3",
             # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most
             train_flags=["--max-image-size", "128"],
             eval_flags=["--beam", "5", "--min-len", "4", "--max-len-a", "0", "--max-len-b", "4",

@@ -1,11 +1,8 @@
 """Image captioning rows: uniq-id, image, caption (references joined with ``&&`` in valid/test files)."""
 from __future__ import annotations
 
-import string
-
+from data.data_utils import strip_punctuation
 from data.ofa_dataset import OFADataset
-
-_STRIP_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
 
 
 class CaptionDataset(OFADataset):
@@ -20,11 +17,11 @@ class CaptionDataset(OFADataset):
     def process_row(self, index, row):
         uniq_id, _, caption = row
         if self.split == "train" and not self.scst:
-            words = caption.translate(_STRIP_PUNCTUATION).strip().split()
+            words = strip_punctuation(caption).split()
             tgt_caption = " ".join(words[: self.max_tgt_length])
         else:
             caption = " ".join(caption.strip().split())
-            tgt_caption = "&&".join(cap.translate(_STRIP_PUNCTUATION).strip() for cap in caption.split("&&"))
+            tgt_caption = "&&".join(strip_punctuation(cap) for cap in caption.split("&&"))
         src_item = self.encode_text(" what does the image describe?", append_bos=True, append_eos=True)
         tgt_item = self.encode_text(" {}".format(tgt_caption))
         return {

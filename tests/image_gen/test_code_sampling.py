@@ -3,7 +3,7 @@ import argparse
 
 import torch
 
-from utils.image_gen_utils import TextToImageTools, code_token_offset
+from models.text_to_image import TextToImageTools
 
 # the original's --eval-args of the image_gen scripts, with 2 samples per caption instead of 24
 EVAL_ARGS = {"beam": 2, "min_len": 1024, "max_len_a": 0, "max_len_b": 1024, "sampling_topk": 256, "temperature": 1.0}
@@ -20,7 +20,7 @@ def test_sampling_writes_only_1024_image_codes(image_gen_task, small_ofa_model, 
     torch.manual_seed(0)
     with torch.no_grad():
         hypotheses = generator.generate([model], sample)[0]
-    offset, eos = code_token_offset(task.target_dictionary), task.target_dictionary.eos()
+    offset, eos = task.vocab.codes.start, task.vocab.eos
     assert len(hypotheses) == 2
     for hypo in hypotheses:
         tokens = hypo["tokens"]
