@@ -18,7 +18,7 @@ from fairseq.logging import metrics
 from omegaconf import II
 from torch import Tensor
 
-from criterions.constraints import constrain_logits, parse_constraint_range
+from criterions.constraints import constrain_logits
 from data.data_utils import strip_punctuation
 from utils.cider_d import CiderD
 
@@ -69,7 +69,7 @@ class ScstCriterion(FairseqCriterion):
         super().__init__(task)
         self.sentence_avg = sentence_avg
         self.ignore_prefix_size = ignore_prefix_size
-        self.constraint_range = parse_constraint_range(constraint_range)
+        self.allowed_tokens = task.vocab.constraint_tokens(constraint_range)
 
     def candidate_scores(self, sample: Dict[str, Any], candidates: Sequence[Tensor]) -> Tensor:
         """Reward of each candidate (token tensors, grouped per sample), as a 1-D tensor."""
@@ -92,7 +92,7 @@ class ScstCriterion(FairseqCriterion):
         target = collate_tokens(candidates, self.padding_idx)
         net_input = {**repeat_each(sample["net_input"], per_sample), "prev_output_tokens": prev_output_tokens}
         net_output = model(**net_input)
-        logits = constrain_logits(net_output[0], constraint_range=self.constraint_range)
+        logits = constrain_logits(net_output[0], allowed_tokens=self.allowed_tokens)
         lprobs = model.get_normalized_probs((logits, *net_output[1:]), log_probs=True)
         # time is dim 1 (the original sliced dim 0 here, dropping candidates instead of prefix tokens)
         lprobs, target = lprobs[:, self.ignore_prefix_size:], target[:, self.ignore_prefix_size:]

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+import torch
 from fairseq.data import Dictionary
 
 BPE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "utils", "BPE")
@@ -88,3 +89,10 @@ class VocabLayout:
             raise ValueError(f"{flag}: need {self.specials.stop} <= start < end <= {self.size} "
                              f"(the vocabulary size), got {text!r}")
         return range(start, end)
+
+    def constraint_tokens(self, text: Optional[str]) -> Optional[torch.Tensor]:
+        """Ids a ``--constraint-range`` allows: the special symbols, then ``start..end-1`` (None without one)."""
+        allowed = self.parse_range(text)
+        if allowed is None:
+            return None
+        return torch.cat([torch.arange(self.specials.start, self.specials.stop), torch.arange(allowed.start, allowed.stop)])

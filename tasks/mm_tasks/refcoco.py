@@ -41,6 +41,13 @@ class RefcocoTask(OFATask):
     def scores_at_validation(self):
         return self.cfg.eval_acc
 
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """Generators write only ``<bin_i>`` tokens (and eos) on every path: validation, SCST, evaluate.py and
+        prediction, so a weak model cannot write a word where a coordinate belongs."""
+        return super().build_generator(models, args, seq_gen_cls, {"bins_only": True, **(extra_gen_cls_kwargs or {})},
+                                       prefix_allowed_tokens_fn)
+
     def eval_step(self, generator, models, sample, **kwargs):
         """Generate four ``<bin_i>`` tokens, map them to a box in original pixels, score IoU >= 0.5."""
         hypos = self.inference_step(generator, models, sample)

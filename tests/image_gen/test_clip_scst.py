@@ -29,7 +29,7 @@ def scst(image_gen_task, small_ofa_model, valid_batch, code_image_size):
 def test_built_from_the_registry_with_the_original_options(scst):
     criterion = scst[3]
     assert isinstance(criterion, ClipScstRewardCriterion)
-    assert criterion.CLIP_REWARD_WEIGHT == 2.5 and criterion.constraint_range == (50265, 58457)
+    assert criterion.CLIP_REWARD_WEIGHT == 2.5 and criterion.allowed_tokens.tolist() == [0, 1, 2, 3, *range(50265, 58457)]
     parser = argparse.ArgumentParser()
     gen_parser_from_dataclass(parser, ClipScstRewardCriterionConfig())
     args = parser.parse_args(["--ignore-prefix-size", "1", "--constraint-range", CONSTRAINT_RANGE])
