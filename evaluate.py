@@ -23,6 +23,7 @@ from fairseq.logging import progress_bar
 from fairseq.utils import reset_logging
 from omegaconf import DictConfig, open_dict
 
+from tasks.loading import load_model_ensemble_and_task, register_ofa_components
 from utils import checkpoint_utils
 from utils.metrics import write_json
 
@@ -69,7 +70,7 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
             f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
         )
     task = tasks.setup_task(cfg.task) if zero_shot else None
-    models, saved_cfg, task = checkpoint_utils.load_model_ensemble_and_task(
+    models, saved_cfg, task = load_model_ensemble_and_task(
         paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
     )
     task.zero_shot = zero_shot
@@ -229,7 +230,7 @@ def configure_distributed(cfg: DictConfig) -> None:
 
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
-    checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
+    register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",
                         help="evaluate the EMA weights stored in the checkpoint (extra_state['ema'])")

@@ -97,13 +97,8 @@ def starting_point(trained: Path, restore_file: str | None, out: Path) -> Path:
     import torch
     from fairseq import tasks
 
-    from utils.checkpoint_utils import (
-        load_checkpoint_to_cpu,
-        load_model_state,
-        register_ofa_components,
-        save_checkpoint_file,
-        torch_load_safely,
-    )
+    from tasks.loading import register_ofa_components
+    from utils.checkpoint_utils import load_checkpoint_to_cpu, load_model_state, save_checkpoint_file, torch_load_safely
 
     register_ofa_components()
     cfg = load_checkpoint_to_cpu(str(trained))["cfg"]

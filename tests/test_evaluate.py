@@ -19,7 +19,7 @@ PIECES = (
     "tasks.ofa_task:OFATask",
     "tasks:",
     "criterions:",
-    "utils.checkpoint_utils:load_model_ensemble_and_task",
+    "tasks.loading:load_model_ensemble_and_task",
 )
 
 
@@ -106,7 +106,7 @@ def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
 
 def test_hugging_face_round_trip_evaluates_alike_with_zero_shot(e2e, e2e_checkpoint, tmp_path):
     """A checkpoint converted to the HF layout and back holds no task: --zero-shot gives the original's captions."""
-    from utils.convert_checkpoint import main as convert
+    from scripts.convert_checkpoint import main as convert
 
     convert(["to-hf", str(e2e_checkpoint), str(tmp_path / "hf")])
     convert(["to-fairseq", str(tmp_path / "hf"), str(tmp_path / "back.pt")])
@@ -332,12 +332,12 @@ def test_zero_shot_refcoco_uses_the_zero_shot_generator(e2e_checkpoint, data_par
     constraints on the log-probs rather than the logits; configured once on the task (evaluate.py --zero-shot)."""
     from argparse import Namespace
 
-    from utils import checkpoint_utils
+    from tasks.loading import load_model_ensemble_and_task
 
     data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
     checkpoint = tmp_path / "checkpoint.pt"
     _make_tiny_checkpoint(e2e_checkpoint, "refcoco", {**task_cfg, "constraint_range": "58457,59457"}, checkpoint)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
+    models, _, task = load_model_ensemble_and_task([str(checkpoint)])
     models[0].eval()
     task.load_dataset("test")
     dataset = task.dataset("test")

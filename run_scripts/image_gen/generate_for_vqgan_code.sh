@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Turn images into VQGAN codes: the input rows of text-to-image training (utils/generate_vqgan_code.py).
+# Turn images into VQGAN codes: the input rows of text-to-image training (scripts/generate_vqgan_code.py).
 # Same options as the original run_scripts/image_gen/generate_for_vqgan_code.sh.
 #
 # text-image pairs (SELECTED_COLS=0,1,2,3):
@@ -22,7 +22,7 @@ require_file "$INPUT_FILE" "input TSV (INPUT_FILE)"
 require_file "$VQGAN_MODEL_PATH" "VQGAN checkpoint (VQGAN_MODEL_PATH)"
 require_file "$VQGAN_CONFIG_PATH" "VQGAN config (VQGAN_CONFIG_PATH)"
 
-cmd=(python -m utils.generate_vqgan_code
+cmd=(python -m scripts.generate_vqgan_code
     --file "$INPUT_FILE"
     --outputs "$OUTPUT_FILE"
     --selected_cols "$SELECTED_COLS"

@@ -1,7 +1,7 @@
 """Convert OFA checkpoints between the Hugging Face / ModelScope layout and ours (the original fairseq layout).
 
-    python utils/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
-    python utils/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
+    python scripts/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
+    python scripts/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
 
 Both ports (OFA-Sys/OFA branch ``feature/add_transformers`` and ModelScope ``models/multi_modal/ofa``) keep the
 fairseq module names except inside the Transformer layers (``LAYER_RENAMES``), always share the encoder/decoder token
