@@ -51,7 +51,7 @@ def repeat_each(net_input: Dict[str, Any], times: int) -> Dict[str, Any]:
 
 
 @dataclass
-class ScstConfig(FairseqDataclass):
+class ScstCriterionConfig(FairseqDataclass):
     ignore_prefix_size: int = field(
         default=0, metadata={"help": "leave the first N target positions out of the loss"}
     )
@@ -144,7 +144,7 @@ class ScstCriterion(FairseqCriterion):
 
 
 @dataclass
-class ScstRewardCriterionConfig(ScstConfig):
+class ScstRewardCriterionConfig(ScstCriterionConfig):
     scst_cider_cached_tokens: str = field(
         default="coco-train-words.p",
         metadata={"help": "pickle of CIDEr-D document frequencies (the original's coco-train-words.p format), "

@@ -44,6 +44,7 @@ class OFADataset(FairseqDataset):
         constraint_trie=None,
         prompt_type: str | None = "none",
         skip_bad_rows: bool = False,
+        jpeg_draft_decode: bool = False,
         vocab: VocabLayout | None = None,
     ):
         self.split = split
@@ -61,6 +62,8 @@ class OFADataset(FairseqDataset):
         if self.prompt_type not in PROMPT_TYPES:
             raise ValueError(f"unknown prompt_type {prompt_type!r}; choose one of {PROMPT_TYPES}")
         self.skip_bad_rows = skip_bad_rows
+        #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (``--jpeg-draft-decode``)
+        self.jpeg_draft_decode = jpeg_draft_decode
         self.num_skipped = 0
 
         self.bos, self.eos, self.pad = src_dict.bos(), src_dict.eos(), src_dict.pad()
@@ -146,10 +149,6 @@ class OFADataset(FairseqDataset):
     def read_image(self, row: TsvRow, field: int):
         """The PIL image in base64 column ``field`` of ``row`` (a :class:`RowError` if it does not decode)."""
         return self._decode_field(row, field, decode_base64_image)
-
-    #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (faster on large photos, pixels
-    #: differ from a full decode; off by default, set by the task's option)
-    jpeg_draft_decode = False
 
     def read_image_pixels(self, row: TsvRow, field: int) -> torch.Tensor:
         """The image of :meth:`read_image` as RGB uint8 (3, H, W) pixels, decoded without PIL where possible."""

@@ -55,6 +55,12 @@ class OFAConfig(FairseqDataclass):
     num_bins: int = field(default=1000, metadata={"help": "number of quantization bins"})
     imagenet_default_mean_and_std: bool = field(default=False, metadata={"help": "imagenet normalize"})
     constraint_range: Optional[str] = field(default=None, metadata={"help": "constraint range"})
+    jpeg_draft_decode: bool = field(
+        default=False,
+        metadata={"help": "decode JPEG images at a reduced DCT scale that keeps them at least twice "
+                          "--patch-image-size (faster on large photos; pixels differ from a full decode, so off "
+                          "reproduces the original)"},
+    )
     skip_bad_rows: bool = field(
         default=False,
         metadata={"help": "log and skip TSV rows that cannot be decoded (wrong column count, bad base64 or image, "
@@ -162,6 +168,7 @@ class OFATask(FairseqTask):
             "patch_image_size": self.cfg.patch_image_size,
             "imagenet_default_mean_and_std": self.cfg.imagenet_default_mean_and_std,
             "skip_bad_rows": self.cfg.skip_bad_rows,
+            "jpeg_draft_decode": self.cfg.jpeg_draft_decode,
             "vocab": self.vocab,
         }
 
