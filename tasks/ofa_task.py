@@ -257,7 +257,7 @@ class OFATask(FairseqTask):
     @property
     def generates_at_validation(self) -> bool:
         """Whether validation decodes with ``sequence_generator`` (built from ``eval_args`` in build_model)."""
-        return False
+        return self.metric_generates and self.scores_at_validation
 
     def build_model(self, cfg: FairseqDataclass, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
@@ -316,11 +316,15 @@ class OFATask(FairseqTask):
 
     #: the one metric name of the task: validation logs, ``--best-checkpoint-metric`` and evaluate.py's metrics
     metric_name: Optional[str] = None
+    #: the task option that switches the validation metric on (``eval_acc`` ...); None: always on
+    metric_flag: Optional[str] = None
+    #: whether :meth:`eval_step` decodes with a generator (built for validation from ``--eval-args``)
+    metric_generates: bool = False
 
     @property
     def scores_at_validation(self) -> bool:
-        """Whether validation computes :attr:`metric_name` (some tasks need a flag such as ``--eval-acc``)."""
-        return self.metric_name is not None
+        """Whether validation computes :attr:`metric_name`."""
+        return self.metric_name is not None and (self.metric_flag is None or bool(getattr(self.cfg, self.metric_flag)))
 
     def eval_step(self, generator, models, sample, **kwargs) -> tuple[list[dict], Optional[list[float]]]:
         """Per-sample result dicts (the rows of ``{subset}_predict.json``) and per-sample scores (None when

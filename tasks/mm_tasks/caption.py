@@ -32,6 +32,8 @@ class CaptionTask(OFATask):
 
     dataset_cls = CaptionDataset
     metric_name = "cider"
+    metric_flag = "eval_cider"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "scst": self.cfg.scst}
@@ -55,14 +57,6 @@ class CaptionTask(OFATask):
                 path = None
             self._cider_scorer = CiderD(df=path or CORPUS)
         return self._cider_scorer
-
-    @property
-    def generates_at_validation(self):
-        return self.cfg.eval_cider
-
-    @property
-    def scores_at_validation(self):
-        return self.cfg.eval_cider
 
     def eval_step(self, generator, models, sample, **kwargs):
         """Beam-search captions, detokenized and stripped of punctuation as the original does."""

@@ -38,6 +38,7 @@ class ImageGenTask(OFATask):
 
     dataset_cls = ImageGenDataset
     metric_name = "score"
+    metric_generates = True
 
     def __init__(self, cfg: ImageGenConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -46,10 +47,6 @@ class ImageGenTask(OFATask):
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "code_image_size": self.cfg.code_image_size}
-
-    @property
-    def generates_at_validation(self):
-        return True
 
     @property
     def scores_at_validation(self):

@@ -28,18 +28,12 @@ class RefcocoTask(OFATask):
 
     dataset_cls = RefcocoDataset
     metric_name = "score"
+    metric_flag = "eval_acc"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "max_image_size": self.cfg.max_image_size,
                 "train_box_augment": self.cfg.train_box_augment}
-
-    @property
-    def generates_at_validation(self):
-        return self.cfg.eval_acc
-
-    @property
-    def scores_at_validation(self):
-        return self.cfg.eval_acc
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):

@@ -31,17 +31,11 @@ class GigawordTask(OFATask):
 
     dataset_cls = SummaryDataset
     metric_name = "rougeL_f1"
+    metric_flag = "eval_rouge"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "noise_ratio": self.cfg.noise_ratio}
-
-    @property
-    def generates_at_validation(self):
-        return self.cfg.eval_rouge
-
-    @property
-    def scores_at_validation(self):
-        return self.cfg.eval_rouge
 
     def eval_step(self, generator, models, sample, **kwargs):
         """Beam-search summaries, re-tokenized like the references (digits masked as ``#``)."""
