@@ -15,6 +15,7 @@ import ast
 import contextlib
 import io
 import os
+import re
 import shlex
 import shutil
 import socket
@@ -550,3 +551,107 @@ def test_evaluate_script_runs(workspace, script):
     assert result.returncode == 0, f"{script} exited with {result.returncode}:\n{tail(result.stdout + result.stderr)}"
     for rel in result_files:
         assert (workspace / "results" / rel).is_file(), f"{script} did not write results/{rel}"
+
+
+# ---------------------------------------------------------------- the launcher's contract (run_scripts/common.sh)
+
+def dry_run_missing(env: dict[str, str], script: str, *args: str) -> tuple[int, dict[str, str]]:
+    """A dry run's exit status and its missing files: path -> the hint line under the error."""
+    result = subprocess.run(["bash", str(RUN_SCRIPTS / script), *args], cwd=REPO, env={**env, "OFA_DRY_RUN": "1"},
+                            capture_output=True, text=True, timeout=120)
+    lines = result.stderr.splitlines()
+    missing = {line.split(" not found: ", 1)[1]: lines[i + 1].strip() if i + 1 < len(lines) else ""
+               for i, line in enumerate(lines) if line.startswith("error: ") and " not found: " in line}
+    return result.returncode, missing
+
+
+def test_dry_run_lists_every_missing_file(tmp_path, workspace):
+    """Not just the first: data, CIDEr files and the checkpoint of caption stage 2, and all eight RefCOCO data sets
+    with their three checkpoints (each named once); the commands are still printed."""
+    env = {**base_env(workspace, "caption/train_caption_stage2.sh"), "DATASET_ROOT": str(tmp_path / "data"),
+           "CHECKPOINT_ROOT": str(tmp_path / "ckpt")}
+    returncode, missing = dry_run_missing(env, "caption/train_caption_stage2.sh")
+    caption = tmp_path / "data" / "caption_data"
+    assert returncode == 1
+    assert sorted(missing) == sorted(str(p) for p in (
+        caption / "caption_stage2_train.tsv", caption / "caption_val.tsv",
+        caption / "cider_cached_tokens/coco-valid-words.p", caption / "cider_cached_tokens/coco-train-words.p",
+        tmp_path / "ckpt" / "caption_stage1_best.pt"))
+    result = subprocess.run(["bash", str(RUN_SCRIPTS / "refcoco/evaluate_refcoco.sh")], cwd=REPO,
+                            env={**env, "OFA_DRY_RUN": "1"}, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1
+    assert len([line for line in result.stdout.splitlines() if line.startswith("torchrun ")]) == 8
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 8 + 3 and len(set(errors)) == len(errors)
+
+
+@pytest.mark.parametrize("script,args,env_extra", [
+    ("caption/train_caption_stage1.sh", [], {}),
+    ("vqa/evaluate_vqa_beam.sh", ["val"], {}),
+    ("refcoco/evaluate_refcoco.sh", [], {"EVAL_SETS": "refcocog:val"}),
+    ("image_gen/evaluate_image_gen.sh", [], {}),
+])
+def test_every_hint_names_variables_the_script_reads(tmp_path, workspace, script, args, env_extra):
+    """Each hint is "set NAME (or A, B, which it is built from)": NAME set to an existing file removes the error,
+    and each of A, B set elsewhere moves the missing file."""
+    env = {**base_env(workspace, script), "DATASET_ROOT": str(tmp_path / "data"),
+           "CHECKPOINT_ROOT": str(tmp_path / "ckpt"), **env_extra}
+    returncode, missing = dry_run_missing(env, script, *args)
+    assert returncode == 1 and missing
+    existing = tmp_path / "exists.tsv"
+    existing.touch()
+    for path, hint in missing.items():
+        match = re.match(r"set ([A-Z0-9_]+)(.*)", hint)
+        assert match, f"{script}: {path}: no hint"
+        name, rest = match.group(1), match.group(2).strip()
+        assert path not in dry_run_missing({**env, name: str(existing)}, script, *args)[1], f"{script} ignores {name}"
+        if rest.startswith("(or "):
+            for source in rest[len("(or "):rest.index(", which")].split(", "):
+                moved = dry_run_missing({**env, source: str(tmp_path / "elsewhere")}, script, *args)[1]
+                assert path not in moved, f"{script}: {path} does not depend on {source}"
+
+
+SOURCE_CHECK = r"""
+[[ -z "$3" ]] || set -euo pipefail
+before="$(set +o; shopt -p)"
+source "$1"
+after="$(set +o; shopt -p)"
+[[ "$before" == "$after" ]] || { diff <(echo "$before") <(echo "$after"); exit 3; }
+echo "VIRTUAL_ENV=${VIRTUAL_ENV:-}"
+declare -F ofa_train ofa_evaluate ofa_setup ofa_main ${2:-}
+"""
+
+
+@pytest.mark.parametrize("sourced,function,strict", [("common.sh", "", ""), ("common.sh", "", "strict"),
+                                                     ("caption/train_caption_stage1.sh", "train_caption_stage1", "")])
+def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced, function, strict):
+    """Sourcing common.sh (or a script, as variant scripts do) only defines functions: no strict mode switched on
+    (nor off, for a caller that uses it), no venv created or activated (ofa_setup's explicit job), nothing run."""
+    venv = tmp_path / "venv"
+    env = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", str(tmp_path)), "OFA_VENV": str(venv),
+           "OFA_DRY_RUN": "1"}
+    result = subprocess.run(["bash", "-c", SOURCE_CHECK, "check", str(RUN_SCRIPTS / sourced), function, strict],
+                            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "VIRTUAL_ENV=\n" in result.stdout and not venv.exists()
+    assert "torchrun" not in result.stdout and result.stderr == ""
+
+
+def readme_section(path: Path, title: str) -> str:
+    text = path.read_text(encoding="utf-8")
+    start = text.index(title)
+    end = text.find("\n#", start + len(title))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def test_readme_lists_every_checkpoint_the_scripts_expect():
+    """The section the error messages point to names every file a script reads from CHECKPOINT_ROOT."""
+    expected = set(DEFAULT_CHECKPOINTS)
+    for script in RUN_SCRIPTS.glob("*/*.sh"):
+        expected |= {m for m in re.findall(r"\{CHECKPOINT_ROOT\}/([^\s\"'{}]+)", script.read_text()) if "{" not in m}
+    section = readme_section(REPO / "README.md", "### Checkpoints")
+    local = (REPO / "checkpoints" / "README.md").read_text(encoding="utf-8")
+    assert "see the README's checkpoints section" in (RUN_SCRIPTS / "common.sh").read_text()
+    for name in sorted(expected):
+        assert f"`{name}`" in section, f"README's checkpoints section does not name {name}"
+        assert name in local, f"checkpoints/README.md does not name {name}"

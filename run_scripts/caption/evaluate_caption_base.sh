@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# OFA-Base variant of evaluate_caption.sh (original: run_scripts/caption/evaluate_caption_base.sh).
+# OFA-Base variant of evaluate_caption.sh (original: run_scripts/caption/evaluate_caption_base.sh): evaluates
+# caption_base_best.pt.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-1091}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/evaluate_caption.sh"
 
-CHECKPOINT="${CHECKPOINT:-$CHECKPOINT_ROOT/caption_base_best.pt}"
-source "$SCRIPT_DIR/evaluate_caption.sh"
+ofa_main evaluate_caption CHECKPOINT={CHECKPOINT_ROOT}/caption_base_best.pt -- "$@"

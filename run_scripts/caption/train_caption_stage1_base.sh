@@ -1,11 +1,8 @@
 #!/usr/bin/env bash
-# OFA-Base variant of train_caption_stage1.sh (original: run_scripts/caption/train_caption_stage1_base.sh).
+# OFA-Base variant of train_caption_stage1.sh (original: run_scripts/caption/train_caption_stage1_base.sh):
+# ofa_base from ofa_base.pt, 5 epochs instead of 2, drop-worst after 6000 updates instead of 2500; port 1061.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-1061}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_caption_stage1.sh"
 
-ARCH="${ARCH:-ofa_base}"
-RESTORE_FILE="${RESTORE_FILE-$CHECKPOINT_ROOT/ofa_base.pt}"
-MAX_EPOCH="${MAX_EPOCH:-5}"
-DROP_WORST_AFTER="${DROP_WORST_AFTER:-6000}"
-source "$SCRIPT_DIR/train_caption_stage1.sh"
+ofa_main train_caption_stage1 MASTER_PORT=1061 --arch=ofa_base RESTORE_FILE={CHECKPOINT_ROOT}/ofa_base.pt \
+    --max-epoch=5 --drop-worst-after=6000 -- "$@"

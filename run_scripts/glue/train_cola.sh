@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# GLUE COLA finetuning of OFA-Large (original: run_scripts/glue/train_cola.sh); values in train_glue.sh.
+# GLUE COLA finetuning of OFA-Large (original: run_scripts/glue/train_cola.sh): train_glue.sh with the cola row of its table.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-GLUE_TASK=cola source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+
+ofa_main train_glue cola -- "$@"

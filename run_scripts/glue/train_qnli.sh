@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# GLUE QNLI finetuning of OFA-Large (original: run_scripts/glue/train_qnli.sh); values in train_glue.sh.
+# GLUE QNLI finetuning of OFA-Large (original: run_scripts/glue/train_qnli.sh): train_glue.sh with the qnli row of its table.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-GLUE_TASK=qnli source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+
+ofa_main train_glue qnli -- "$@"

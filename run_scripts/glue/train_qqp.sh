@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# GLUE QQP finetuning of OFA-Large (original: run_scripts/glue/train_qqp.sh); values in train_glue.sh.
+# GLUE QQP finetuning of OFA-Large (original: run_scripts/glue/train_qqp.sh): train_glue.sh with the qqp row of its table.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-GLUE_TASK=qqp source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+
+ofa_main train_glue qqp -- "$@"

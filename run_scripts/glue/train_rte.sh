@@ -1,4 +1,6 @@
 #!/usr/bin/env bash
-# GLUE RTE finetuning of OFA-Large (original: run_scripts/glue/train_rte.sh); values in train_glue.sh.
+# GLUE RTE finetuning of OFA-Large (original: run_scripts/glue/train_rte.sh): train_glue.sh with the rte row of its table.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-GLUE_TASK=rte source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_glue.sh"
+
+ofa_main train_glue rte -- "$@"

@@ -1,9 +1,7 @@
 #!/usr/bin/env bash
-# OFA-Base variant of pretrain_ofa_large.sh (original: run_scripts/pretraining/pretrain_ofa_base.sh).
+# OFA-Base variant of pretrain_ofa_large.sh (original: run_scripts/pretraining/pretrain_ofa_base.sh): ofa_base from
+# ofa_base.pt; port 1052.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-1052}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/pretrain_ofa_large.sh"
 
-ARCH="${ARCH:-ofa_base}"
-RESTORE_FILE="${RESTORE_FILE-$CHECKPOINT_ROOT/ofa_base.pt}"
-source "$SCRIPT_DIR/pretrain_ofa_large.sh"
+ofa_main pretrain_ofa_large MASTER_PORT=1052 --arch=ofa_base RESTORE_FILE={CHECKPOINT_ROOT}/ofa_base.pt -- "$@"

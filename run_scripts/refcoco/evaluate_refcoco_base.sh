@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# OFA-Base variant of evaluate_refcoco.sh: <dataset>_base_best.pt checkpoints (original: evaluate_refcoco_base.sh).
+# OFA-Base variant of evaluate_refcoco.sh (original: run_scripts/refcoco/evaluate_refcoco_base.sh): evaluates the
+# <dataset>_base_best.pt checkpoints.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-6091}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/evaluate_refcoco.sh"
 
-MODEL_SIZE="${MODEL_SIZE:-base}"
-source "$SCRIPT_DIR/evaluate_refcoco.sh"
+ofa_main evaluate_refcoco MODEL_SIZE=base -- "$@"

@@ -1,14 +1,8 @@
 #!/usr/bin/env bash
-# RefCOCO adapter tuning: bottleneck adapters of width 100 (original: run_scripts/refcoco/train_refcoco_adapter.sh;
-# lr swept over {0.03, 5e-5, 1e-4}, 100 epochs).
+# Adapter tuning variant of train_refcoco.sh (original: run_scripts/refcoco/train_refcoco_adapter.sh): bottleneck
+# adapters of width 100; batch size 16, 100 epochs, 480 px, lr swept over {0.03, 5e-5, 1e-4}.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-6051}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_refcoco.sh"
 
-BATCH_SIZE="${BATCH_SIZE:-16}"
-MAX_EPOCH="${MAX_EPOCH:-100}"
-LR="${LR:-0.03 5e-5 1e-4}"  # the original sweeps these
-PATCH_IMAGE_SIZE="${PATCH_IMAGE_SIZE:-480}"
-ADAPTER_DIM="${ADAPTER_DIM:-100}"
-TUNING_FLAGS="${TUNING_FLAGS:---adapter --adapter-dim=$ADAPTER_DIM}"
-source "$SCRIPT_DIR/train_refcoco.sh"
+ofa_main train_refcoco --batch-size=16 --max-epoch=100 --patch-image-size=480 "--lr=0.03 5e-5 1e-4" \
+    --adapter --adapter-dim=100 -- "$@"

@@ -1,17 +1,15 @@
 #!/usr/bin/env bash
-# RefCOCO prefix (prompt) tuning: only encoder/decoder prompts of length 100 train; the original sweeps lr over
-# {0.03, 5e-5, 1e-4} for 100 epochs (run_scripts/refcoco/train_refcoco_prefix.sh). PROMPT_PROJECTION=1 adds
-# --encoder-prompt-projection --decoder-prompt-projection (prompts through an MLP).
+# Prefix (prompt) tuning variant of train_refcoco.sh (original: run_scripts/refcoco/train_refcoco_prefix.sh): only
+# encoder/decoder prompts of length 100 train; batch size 16, 100 epochs, 480 px, lr swept over {0.03, 5e-5, 1e-4}.
+# PROMPT_PROJECTION=1 adds --encoder-prompt-projection --decoder-prompt-projection (prompts through an MLP).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-6051}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_refcoco.sh"
 
-BATCH_SIZE="${BATCH_SIZE:-16}"
-MAX_EPOCH="${MAX_EPOCH:-100}"
-LR="${LR:-0.03 5e-5 1e-4}"  # the original sweeps these
-PATCH_IMAGE_SIZE="${PATCH_IMAGE_SIZE:-480}"
-PROMPT_TYPE="${PROMPT_TYPE:-prefix}"
-ENCODER_PROMPT_LENGTH="${ENCODER_PROMPT_LENGTH:-100}"
-DECODER_PROMPT_LENGTH="${DECODER_PROMPT_LENGTH:-100}"
-TUNING_FLAGS="${TUNING_FLAGS:---encoder-prompt --decoder-prompt --encoder-prompt-type=$PROMPT_TYPE --decoder-prompt-type=$PROMPT_TYPE --encoder-prompt-length=$ENCODER_PROMPT_LENGTH --decoder-prompt-length=$DECODER_PROMPT_LENGTH${PROMPT_PROJECTION:+ --encoder-prompt-projection --decoder-prompt-projection}}"
-source "$SCRIPT_DIR/train_refcoco.sh"
+train_refcoco_prefix() {  # [ITEMS...] [-- train.py flags]
+    local projection=()
+    [[ -z "${PROMPT_PROJECTION:-}" ]] || projection=(--encoder-prompt-projection --decoder-prompt-projection)
+    train_refcoco --batch-size=16 --max-epoch=100 --patch-image-size=480 "--lr=0.03 5e-5 1e-4" \
+        --encoder-prompt --decoder-prompt --encoder-prompt-type=prefix --decoder-prompt-type=prefix \
+        --encoder-prompt-length=100 --decoder-prompt-length=100 "${projection[@]}" "$@"
+}
+ofa_main train_refcoco_prefix -- "$@"

@@ -1,8 +1,6 @@
 #!/usr/bin/env bash
-# RefCOCOg finetuning of OFA-Large (original: run_scripts/refcoco/train_refcocog.sh).
+# RefCOCOg variant of train_refcoco.sh (original: run_scripts/refcoco/train_refcocog.sh): the refcocog data; port 6052.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-6052}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_refcoco.sh"
 
-REFCOCO_DATASET="${REFCOCO_DATASET:-refcocog}"
-source "$SCRIPT_DIR/train_refcoco.sh"
+ofa_main train_refcoco MASTER_PORT=6052 REFCOCO_DATASET=refcocog -- "$@"

@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# RefCOCO+ finetuning of OFA-Large (original: run_scripts/refcoco/train_refcocoplus.sh).
+# RefCOCO+ variant of train_refcoco.sh (original: run_scripts/refcoco/train_refcocoplus.sh): the refcocoplus data;
+# port 6053.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-6053}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/train_refcoco.sh"
 
-REFCOCO_DATASET="${REFCOCO_DATASET:-refcocoplus}"
-source "$SCRIPT_DIR/train_refcoco.sh"
+ofa_main train_refcoco MASTER_PORT=6053 REFCOCO_DATASET=refcocoplus -- "$@"

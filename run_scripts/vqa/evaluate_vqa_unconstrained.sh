@@ -1,19 +1,12 @@
 #!/usr/bin/env bash
 # Variant of evaluate_vqa_beam.sh for a checkpoint finetuned with --unconstrained-training
-# (UNCONSTRAINED_TRAINING=1 VAL_INFERENCE_TYPE=beamsearch bash train_vqa_distributed.sh): no answer set, the answer
-# is free text. Same flags as the original run_scripts/vqa/evaluate_vqa_unconstrained.sh, which takes the checkpoint
-# as its second argument. Writes $RESULT_PATH/<split>_predict.json.
-# Usage (from the repo root or run_scripts/vqa): bash evaluate_vqa_unconstrained.sh val|test CHECKPOINT [extra evaluate.py flags]
+# (UNCONSTRAINED_TRAINING=1 VAL_INFERENCE_TYPE=beamsearch bash train_vqa_distributed.sh), as the original
+# run_scripts/vqa/evaluate_vqa_unconstrained.sh: the checkpoint is the second argument, no answer set (the answer is
+# free text), results in RESULTS_ROOT/vqa_<split>_unconstrained.
+# Usage (from the repo root or run_scripts/vqa): bash evaluate_vqa_unconstrained.sh val|test CHECKPOINT [flags]
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
-MASTER_PORT="${MASTER_PORT:-8082}"
-source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/evaluate_vqa_beam.sh"
 
-if (( $# > 1 )) && [[ "$2" != -* ]]; then
-    CHECKPOINT="$2"
-    set -- "$1" "${@:3}"
-fi
-[[ -n "${CHECKPOINT:-}" ]] || ofa_die "give the unconstrainedly finetuned checkpoint:" \
+[[ "${2:-}" == [!-]* || -n "${CHECKPOINT:-}" ]] || ofa_die "give the unconstrainedly finetuned checkpoint:" \
     "bash evaluate_vqa_unconstrained.sh val|test path/to/checkpoint.pt (or set CHECKPOINT)"
-ANSWER_SET=0
-RUN=unconstrained
-source "$SCRIPT_DIR/evaluate_vqa_beam.sh"
+ofa_main evaluate_vqa_beam ARGS="SPLIT CHECKPOINT" INFERENCE=unconstrained ANS2LABEL_FILE= -- "$@"
