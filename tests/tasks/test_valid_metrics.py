@@ -113,3 +113,19 @@ def test_refcoco_generators_write_only_bins(tiny_data, tmp_path):
             assert all(t in task.vocab.bins for t in hypos[0]["tokens"][:-1].tolist())
         results, hits = task.eval_step(generator, [model], sample)
         assert len(results) == len(hits) == 4 and all(min(r["box"]) >= 0 for r in results)
+
+
+# the --best-checkpoint-metric of the original's run_scripts/*/train_*.sh
+ORIGINAL_BEST_CHECKPOINT_METRICS = {
+    "caption": "cider", "refcoco": "score", "snli_ve": "snli_score", "vqa_gen": "vqa_score", "image_classify": "score",
+    "image_gen": "score", "gigaword": "rougeL_f1", "cola": "mcc", "mnli": "acc", "mrpc": "acc", "qnli": "acc",
+    "qqp": "acc", "rte": "acc", "sst2": "acc",
+}
+
+
+def test_one_metric_name_per_task_as_the_original_scripts_select():
+    import tasks  # noqa: F401
+    from fairseq.tasks import TASK_REGISTRY
+
+    assert {name: TASK_REGISTRY[name].metric_name for name in ORIGINAL_BEST_CHECKPOINT_METRICS} == \
+        ORIGINAL_BEST_CHECKPOINT_METRICS
