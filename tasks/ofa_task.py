@@ -302,7 +302,7 @@ class OFATask(FairseqTask):
         """The criterion's loss plus the sums of :attr:`metric_name` from :meth:`eval_step`, the step
         evaluate.py runs (on the EMA model with ``--uses-ema``)."""
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if getattr(self.cfg, "uses_ema", False):
+        if self.uses_ema:
             if extra_kwargs.get("ema_model") is None:
                 raise ValueError("--uses-ema needs the trainer to pass ema_model (train with --store-ema)")
             model = extra_kwargs["ema_model"]
@@ -311,6 +311,11 @@ class OFATask(FairseqTask):
             with torch.no_grad():
                 logging_output.update(self.valid_metrics(sample, model))
         return loss, sample_size, logging_output
+
+    @property
+    def uses_ema(self) -> bool:
+        """``--uses-ema``: fairseq's ``Trainer.valid_step`` reads this to pass the EMA model as ``ema_model``."""
+        return bool(getattr(self.cfg, "uses_ema", False))
 
     # ---- evaluation: the same steps for validation, evaluate.py and prediction -------------------------------
 
