@@ -12,6 +12,7 @@ import ast
 import logging
 import os
 import sys
+from itertools import chain
 
 from utils.logging_setup import log_to_file, quiet_third_party
 
@@ -24,12 +25,12 @@ from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 from fairseq.distributed import utils as distributed_utils  # noqa: E402
 from fairseq.logging import progress_bar  # noqa: E402
 from fairseq.utils import reset_logging  # noqa: E402
-from omegaconf import DictConfig, open_dict  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
 
+from tasks.loading import load_model_ensemble_and_task, register_ofa_components  # noqa: E402
 from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
-from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references  # noqa: E402
 from utils.metrics import write_json  # noqa: E402
 
 logging.basicConfig(
@@ -75,9 +76,11 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
             f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
         )
     task = tasks.setup_task(cfg.task) if zero_shot else None
-    return checkpoint_utils.load_model_ensemble_and_task(
+    models, saved_cfg, task = load_model_ensemble_and_task(
         paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
     )
+    task.zero_shot = zero_shot
+    return models, saved_cfg, task
 
 
 def _same_files(data: str) -> list[str]:
@@ -122,13 +125,10 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
     if data:
         overrides["data"] = data
-    if cfg.task._name == "vqa_gen":
-        # the task prepares either the candidate batches or the constrained generator
-        overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
     logger.info("loading model(s) from {}".format(cfg.common_eval.path))
-    models, saved_cfg, task = load_models_and_task(cfg, overrides, zero_shot)
-    # the dataset is read with the saved task config, updated by --model-overrides
-    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task if saved_cfg.get("task") else cfg.task)
+    models, _, task = load_models_and_task(cfg, overrides, zero_shot)
+    # the task (and so the dataset) has the saved task config updated by --model-overrides
+    task.load_dataset(cfg.dataset.gen_subset)
 
     paths = utils.split_paths(cfg.common_eval.path)
     for model, path in zip(models, paths):
@@ -173,10 +173,8 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         if use_fp16:
             sample = utils.apply_to_sample(_to_half, sample)
         with torch.no_grad():
-            results, scores = eval_step(
-                task, generator, models, sample, zero_shot=zero_shot, beam_search_vqa_eval=beam_search_vqa_eval
-            )
-        references = sample_references(task, sample)
+            results, scores = task.eval_step(generator, models, sample, beam_search_vqa_eval=beam_search_vqa_eval)
+        references = task.sample_references(sample)
         for i, result in enumerate(results):
             records.append({
                 "result": result,
@@ -197,10 +195,23 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
         write_json(predict_path, [record["result"] for record in records])
         task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
-        task_metrics.update(task.compute_metrics(records) if hasattr(task, "compute_metrics")
-                            else compute_metrics(task.cfg._name, records))
+        task_metrics.update(task.compute_metrics(records))
         write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
         logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
+
+
+def gather_records(records: list[dict], world_size: int) -> list[dict]:
+    """All ranks' per-sample records on every rank, rank 0's first.
+
+    Each rank reads its own contiguous slice of the TSV and shorter slices are padded with empty batches
+    (skipped), so concatenating counts every row once and keeps file order. Ids cannot be used to drop
+    repeats: some tasks number samples within their rank's slice, as the original does.
+    """
+    if world_size == 1:
+        return records
+    gathered: list = [None] * world_size
+    torch.distributed.all_gather_object(gathered, records)
+    return list(chain.from_iterable(gathered))
 
 
 def _check_every_row_evaluated(dataset, num_records: int) -> None:
@@ -219,7 +230,7 @@ def _to_half(t: torch.Tensor) -> torch.Tensor:
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
     option_checks.exit_if_user_dir_missing("evaluate.py", sys.argv[1:] if argv is None else argv)
-    checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
+    register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",
                         help="evaluate the EMA weights stored in the checkpoint (extra_state['ema'])")

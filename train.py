@@ -36,6 +36,7 @@ from fairseq.logging import meters, metrics, progress_bar  # noqa: E402
 from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from tasks.loading import register_ofa_components  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
@@ -245,6 +246,7 @@ def get_valid_stats(cfg: DictConfig, trainer: Trainer, stats: Dict[str, Any], tr
 
 def cli_main(modify_parser=None) -> None:
     option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
+    register_ofa_components()  # the OFA --task/--arch choices (and --help), also without --user-dir
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
     args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options

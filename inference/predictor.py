@@ -21,6 +21,7 @@ from omegaconf import OmegaConf, open_dict
 
 from data.dictionary import BPE_DIR
 from data.file_dataset import RowError
+from tasks.loading import load_model_ensemble_and_task, register_ofa_components
 from utils import checkpoint_utils
 
 ImageInput = Union[str, os.PathLike, bytes, "PIL.Image.Image"]  # noqa: F821
@@ -130,22 +131,15 @@ def output_of(task_name: str, result: dict) -> dict:
     return {"answer": result["answer"]}
 
 
-def run_eval_step(task, generator, models, sample, **kwargs):
-    """The task's evaluation step (the one adapter to switch to ``task.eval_step`` when tasks own it)."""
-    from utils.eval_utils import eval_step
-
-    return eval_step(task, generator, models, sample, **kwargs)
-
-
 # ---- loading ---------------------------------------------------------------------------------------------------
 
 def load_models_and_task(path: str, task_name: str | None, overrides: dict, zero_shot: bool):
     """Models and task from a checkpoint file, or from a converted Hugging Face / ModelScope folder."""
     from fairseq import tasks
 
-    checkpoint_utils.register_ofa_components()
+    register_ofa_components()
     if os.path.isdir(path):
-        from utils.convert_checkpoint import hf_dir_to_fairseq_file
+        from scripts.convert_checkpoint import hf_dir_to_fairseq_file
 
         with tempfile.TemporaryDirectory() as folder:
             converted = os.path.join(folder, "checkpoint.pt")
@@ -169,8 +163,8 @@ def load_models_and_task(path: str, task_name: str | None, overrides: dict, zero
         raise PredictionError(f"predict.py does not support task '{task_name}' "
                               f"(supported: {', '.join(sorted(ROW_BUILDERS))})")
     task = tasks.setup_task(OmegaConf.create({"_name": task_name, **overrides})) if zero_shot else None
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([path], arg_overrides=overrides, task=task,
-                                                                    state=state)
+    models, _, task = load_model_ensemble_and_task([path], arg_overrides=overrides, task=task, state=state)
+    task.zero_shot = zero_shot  # before the generator is built: it reads the task's zero-shot rules
     return models, task
 
 
@@ -249,7 +243,7 @@ class OFAPredictor:
             from fairseq import utils as fairseq_utils
             sample = fairseq_utils.move_to_cuda(sample, self.device)
         with torch.no_grad():  # VQA decodes as task.cfg.val_inference_type says
-            results, _ = run_eval_step(self.task, self.generator, self.models, sample, zero_shot=self.zero_shot)
+            results, _ = self.task.eval_step(self.generator, self.models, sample)
         outputs = [output_of(self.task_name, result) for result in results]
         # a free instruction's output is text, not a caption
         return [{"text": out["caption"]} if request.instruction else out for request, out in zip(requests, outputs)]
@@ -308,7 +302,5 @@ def set_vqa_inference(task, inference_type: str) -> None:
         if task.constraint_trie is None:
             raise PredictionError("this VQA model was trained without a closed answer set "
                                   "(--unconstrained-training): it cannot score all candidates")
-        if not hasattr(task, "valid_answers_list"):
-            task.build_candidate_batches()
     with open_dict(task.cfg):
         task.cfg.val_inference_type = inference_type

@@ -44,11 +44,11 @@ class DemoTask:
 
 
 def bin_range() -> str:
-    """``--constraint-range`` of the ``<bin_i>`` tokens (the dictionary's last ``num_bins`` ids)."""
-    from data.dictionary import load_ofa_dictionary
+    """``--constraint-range`` of the ``<bin_i>`` tokens."""
+    from data.dictionary import VocabLayout, load_ofa_dictionary
 
-    size = len(load_ofa_dictionary())
-    return f"{size - 1000},{size}"
+    bins = VocabLayout.of(load_ofa_dictionary()).bins
+    return f"{bins.start},{bins.stop}"
 
 
 def demo_tasks(data: Path) -> dict[str, DemoTask]:
@@ -60,7 +60,7 @@ def demo_tasks(data: Path) -> dict[str, DemoTask]:
             eval_flags=["--beam", "5", "--max-len-b", "16", "--no-repeat-ngram-size", "3"],
             overrides={"eval_cider": False}),
         "refcoco": DemoTask(
-            "refcoco", "refcoco", "acc@0.5", "0,4,2,3", "0,4,2,3",
+            "refcoco", "refcoco", "score", "0,4,2,3", "0,4,2,3",
             # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most; the loss
             # and the generator see only the <bin_i> tokens, so even a weakly trained model writes a box
             train_flags=["--max-image-size", "128", "--constraint-range", bin_range()],
@@ -147,13 +147,8 @@ def starting_point(trained: Path, restore_file: str | None, out: Path) -> Path:
     import torch
     from fairseq import tasks
 
-    from utils.checkpoint_utils import (
-        load_checkpoint_to_cpu,
-        load_model_state,
-        register_ofa_components,
-        save_checkpoint_file,
-        torch_load_safely,
-    )
+    from tasks.loading import register_ofa_components
+    from utils.checkpoint_utils import load_checkpoint_to_cpu, load_model_state, save_checkpoint_file, torch_load_safely
 
     register_ofa_components()
     cfg = load_checkpoint_to_cpu(str(trained))["cfg"]

@@ -104,7 +104,7 @@ def test_losses_equal_data_parallel_and_resume_after_sigkill(runs):
 
 def _valid_loss(path: Path) -> float:
     """The criterion's loss per target token of the final weights on the validation rows, in full precision."""
-    from utils.checkpoint_utils import load_model_ensemble_and_task
+    from tasks.loading import load_model_ensemble_and_task
 
     [model], cfg, task = load_model_ensemble_and_task([str(path)])
     model.eval()

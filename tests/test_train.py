@@ -213,9 +213,9 @@ def build_scheduler(*flags: str):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.optim.lr_scheduler import build_lr_scheduler
 
-    import tasks  # noqa: F401
-    from utils import lr_scheduler  # noqa: F401
+    from tasks.loading import register_ofa_components
 
+    register_ofa_components()
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, ["data", "--task", "caption", "--arch", "ofa_tiny", "--optimizer",
                                                 "adam", "--lr", str(LR), *flags])
@@ -306,7 +306,7 @@ def test_resumed_epoch_reads_each_row_once(caption_data):
     """Rows are read by index: fast-forwarding the batch iterator continues at the first unread row."""
     from fairseq import tasks
 
-    from utils.checkpoint_utils import register_ofa_components
+    from tasks.loading import register_ofa_components
 
     register_ofa_components()
     cfg = OmegaConf.create({"_name": "caption", "data": caption_data, "selected_cols": "0,4,2",

@@ -12,15 +12,13 @@ def parse_args_and_arch(parser: argparse.ArgumentParser, argv: Optional[list[str
                         modify_parser: Optional[Callable[[argparse.ArgumentParser], None]] = None):
     """fairseq's ``options.parse_args_and_arch`` whose ``--help`` also lists the options of the chosen
     ``--task``, ``--arch`` and ``--criterion``: fairseq adds them after a first parse, which ``--help`` ends
-    before they exist, so help is held back until the parser is complete."""
+    before they exist, so help is held back until the parser is complete. The caller registers the OFA
+    components first (``tasks.loading.register_ofa_components``) so their choices exist without --user-dir."""
     from fairseq import options
-
-    from utils.checkpoint_utils import register_ofa_components
 
     argv = list(sys.argv[1:] if argv is None else argv)
     if not any(flag in argv for flag in HELP_FLAGS):
         return options.parse_args_and_arch(parser, input_args=argv, modify_parser=modify_parser)
-    register_ofa_components()  # the OFA --task/--arch choices, also without --user-dir
     calls = []
 
     def help_when_complete(complete_parser: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # OFA-6B variant of train_caption_stage1_huge_fsdp.sh: ofa_6b from ModelScope's weights converted with
-# utils/convert_checkpoint.py to-fairseq (ofa_6b.pt), 4 sentences per GPU x 8 accumulated; port 1053.
+# scripts/convert_checkpoint.py to-fairseq (ofa_6b.pt), 4 sentences per GPU x 8 accumulated; port 1053.
 # README (Sharded data parallel): memory per GPU on 8 GPUs.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/train_caption_stage1_huge_fsdp.sh"

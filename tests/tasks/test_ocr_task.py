@@ -164,7 +164,7 @@ def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
     """evaluate.py --task ocr; the checkpoint converted to the ModelScope layout (a 30325-symbol vocabulary, as
     ModelScope's Chinese and OCR models) and back evaluates alike with --zero-shot --bpe bert."""
     from data.bert_bpe import OFA_CN_DICTIONARY_SIZE
-    from utils.convert_checkpoint import main as convert
+    from scripts.convert_checkpoint import main as convert
 
     folder, _ = ocr_run
     data = _head(tiny / "ocr" / "test.tsv", 4, folder / "test.tsv")

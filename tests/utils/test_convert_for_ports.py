@@ -7,7 +7,7 @@ import torch
 
 from data.dictionary import load_ofa_dictionary
 from utils.checkpoint_utils import load_checkpoint_to_cpu
-from utils.convert_checkpoint import main as convert
+from scripts.convert_checkpoint import main as convert
 
 
 def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpoint, shared, tmp_path):

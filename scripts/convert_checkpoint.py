@@ -1,7 +1,7 @@
 """Convert OFA checkpoints between the Hugging Face / ModelScope layout and ours (the original fairseq layout).
 
-    python utils/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
-    python utils/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
+    python scripts/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
+    python scripts/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
 
 ``to-hf`` also writes what the ports need beside the weights: the BART-style tokenizer files (``vocab.json``,
 ``merges.txt``) and, for a checkpoint of a task ModelScope has a pipeline for, its ``configuration.json``
