@@ -29,7 +29,10 @@ def parse_args_and_arch(parser: argparse.ArgumentParser, argv: Optional[list[str
             complete_parser.print_help()
             sys.exit(0)
 
-    options.parse_args_and_arch(parser, input_args=[a for a in argv if a not in HELP_FLAGS],
-                                modify_parser=help_when_complete, parse_known=True)
+    try:
+        options.parse_args_and_arch(parser, input_args=[a for a in argv if a not in HELP_FLAGS],
+                                    modify_parser=help_when_complete, parse_known=True)
+    except RuntimeError:  # fairseq's default --arch is not registered: help without the model's options
+        pass
     parser.print_help()  # not reached when fairseq calls back twice; keeps --help working if it does not
     sys.exit(0)
