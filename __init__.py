@@ -15,7 +15,7 @@ if _ROOT not in sys.path:
 _PACKAGES = ("models", "tasks", "criterions")
 for _name in _PACKAGES:
     importlib.import_module(_name)
-importlib.import_module("utils.lr_scheduler")  # polynomial_decay with --warmup-ratio
+importlib.import_module("utils.lr_scheduler").use_polynomial_decay_with_warmup_ratio()
 for _module_name in list(sys.modules):
     if _module_name.split(".")[0] in _PACKAGES:
         sys.modules.setdefault(f"{__name__}.{_module_name}", sys.modules[_module_name])

@@ -12,19 +12,26 @@ import ast
 import logging
 import os
 import sys
+from itertools import chain
 
-import numpy as np
-import torch
-from fairseq import options, tasks, utils
-from fairseq.dataclass.utils import convert_namespace_to_omegaconf
-from fairseq.distributed import utils as distributed_utils
-from fairseq.logging import progress_bar
-from fairseq.utils import reset_logging
-from omegaconf import DictConfig, open_dict
+from utils.logging_setup import log_to_file, quiet_third_party
 
-from utils import checkpoint_utils, option_checks, precision
-from utils.eval_utils import compute_metrics, eval_step, gather_records, sample_references
-from utils.metrics import write_json
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from fairseq import options, tasks, utils  # noqa: E402
+from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
+from fairseq.distributed import utils as distributed_utils  # noqa: E402
+from fairseq.logging import progress_bar  # noqa: E402
+from fairseq.utils import reset_logging  # noqa: E402
+from omegaconf import DictConfig  # noqa: E402
+
+from tasks.loading import load_model_ensemble_and_task, register_ofa_components  # noqa: E402
+from utils import checkpoint_utils, option_checks, precision  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
+from utils.distributed import configure_torchrun  # noqa: E402
+from utils.metrics import write_json  # noqa: E402
 
 logging.basicConfig(
     format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
@@ -69,9 +76,15 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
             f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
         )
     task = tasks.setup_task(cfg.task) if zero_shot else None
-    return checkpoint_utils.load_model_ensemble_and_task(
+    models, saved_cfg, task = load_model_ensemble_and_task(
         paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
     )
+    task.zero_shot = zero_shot
+    return models, saved_cfg, task
+
+
+def _same_files(data: str) -> list[str]:
+    return [os.path.abspath(path) for path in data.split(",")]
 
 
 def load_ema_weights(model, path: str) -> None:
@@ -87,10 +100,9 @@ def load_ema_weights(model, path: str) -> None:
 def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False):
     utils.import_user_module(cfg.common)
     reset_logging()
-    logger.info(cfg)
-
     if cfg.common_eval.results_path is None:
         raise EvaluationError("give --results-path DIR for the predictions and metrics")
+    log_to_file(logger, "config", cfg, os.path.join(cfg.common_eval.results_path, "evaluate_details.log"))
     if cfg.dataset.max_tokens is None and cfg.dataset.batch_size is None:
         raise EvaluationError("give a batch size with --batch-size (or --max-tokens)")
     if cfg.generation.lm_path is not None:
@@ -109,13 +121,15 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
     overrides = parse_model_overrides(cfg.common_eval.model_overrides)
-    if cfg.task._name == "vqa_gen":
-        # the task prepares either the candidate batches or the constrained generator
-        overrides["val_inference_type"] = "beamsearch" if beam_search_vqa_eval else "allcand"
+    data = cfg.task.get("data")  # the positional DATA
+    if data and _same_files(overrides.get("data", data)) != _same_files(data):
+        raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
+    if data:
+        overrides["data"] = data
     logger.info("loading model(s) from {}".format(cfg.common_eval.path))
-    models, saved_cfg, task = load_models_and_task(cfg, overrides, zero_shot)
-    # the dataset is read with the saved task config, updated by --model-overrides
-    task.load_dataset(cfg.dataset.gen_subset, task_cfg=saved_cfg.task if saved_cfg.get("task") else cfg.task)
+    models, _, task = load_models_and_task(cfg, overrides, zero_shot)
+    # the task (and so the dataset) has the saved task config updated by --model-overrides
+    task.load_dataset(cfg.dataset.gen_subset)
 
     paths = utils.split_paths(cfg.common_eval.path)
     for model, path in zip(models, paths):
@@ -158,10 +172,8 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
             sample = utils.move_to_cuda(sample)
         sample = precision.cast_floats(sample, dtype)
         with torch.no_grad():
-            results, scores = eval_step(
-                task, generator, models, sample, zero_shot=zero_shot, beam_search_vqa_eval=beam_search_vqa_eval
-            )
-        references = sample_references(task, sample)
+            results, scores = task.eval_step(generator, models, sample, beam_search_vqa_eval=beam_search_vqa_eval)
+        references = task.sample_references(sample)
         for i, result in enumerate(results):
             records.append({
                 "result": result,
@@ -182,10 +194,23 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         predict_path = os.path.join(results_path, "{}_predict.json".format(cfg.dataset.gen_subset))
         write_json(predict_path, [record["result"] for record in records])
         task_metrics = {"task": task.cfg._name, "num_samples": len(records)}
-        task_metrics.update(task.compute_metrics(records) if hasattr(task, "compute_metrics")
-                            else compute_metrics(task.cfg._name, records))
+        task_metrics.update(task.compute_metrics(records))
         write_json(os.path.join(results_path, "{}_metrics.json".format(cfg.dataset.gen_subset)), task_metrics)
         logger.info("wrote {} predictions to {}; metrics: {}".format(len(records), predict_path, task_metrics))
+
+
+def gather_records(records: list[dict], world_size: int) -> list[dict]:
+    """All ranks' per-sample records on every rank, rank 0's first.
+
+    Each rank reads its own contiguous slice of the TSV and shorter slices are padded with empty batches
+    (skipped), so concatenating counts every row once and keeps file order. Ids cannot be used to drop
+    repeats: some tasks number samples within their rank's slice, as the original does.
+    """
+    if world_size == 1:
+        return records
+    gathered: list = [None] * world_size
+    torch.distributed.all_gather_object(gathered, records)
+    return list(chain.from_iterable(gathered))
 
 
 def _check_every_row_evaluated(dataset, num_records: int) -> None:
@@ -197,26 +222,12 @@ def _check_every_row_evaluated(dataset, num_records: int) -> None:
         ))
 
 
-def configure_distributed(cfg: DictConfig) -> None:
-    """Set up ``torchrun`` launches for CPU and GPU alike (fairseq's own inference assumes CUDA)."""
-    dt = cfg.distributed_training
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    with open_dict(cfg):
-        if dt.distributed_init_method is None and world_size > 1 and "RANK" in os.environ:
-            dt.distributed_init_method = "env://"
-            dt.distributed_world_size = world_size
-            dt.distributed_rank = int(os.environ["RANK"])
-            dt.device_id = int(os.environ.get("LOCAL_RANK", "0"))
-            dt.distributed_no_spawn = True
-        if not use_cuda:
-            dt.distributed_backend = "gloo"
 
 
 def cli_main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default: ``sys.argv[1:]``) and evaluate; user errors exit with one line."""
     option_checks.exit_if_user_dir_missing("evaluate.py", sys.argv[1:] if argv is None else argv)
-    checkpoint_utils.register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
+    register_ofa_components()  # --task choices need the OFA tasks, also without --user-dir
     parser = options.get_generation_parser()
     parser.add_argument("--ema-eval", action="store_true",
                         help="evaluate the EMA weights stored in the checkpoint (extra_state['ema'])")
@@ -226,9 +237,9 @@ def cli_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zero-shot", action="store_true",
                         help="build the task from the command line instead of the checkpoint and evaluate the "
                              "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
-    args = options.parse_args_and_arch(parser, input_args=argv)
+    args = parse_args_and_arch(parser, argv)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
-    configure_distributed(cfg)
+    configure_torchrun(cfg)
     try:
         distributed_utils.call_main(
             cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot

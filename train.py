@@ -5,7 +5,9 @@
         --criterion adjust_label_smoothed_cross_entropy --lr-scheduler polynomial_decay --warmup-ratio 0.06 ...
 
 fairseq's options and training loop, with :class:`trainer.Trainer` and :mod:`utils.checkpoint_utils` in place of
-fairseq's (weights-only checkpoint loading, atomic saves, EMA options, ``--warmup-ratio``).
+fairseq's (weights-only checkpoint loading, atomic saves, EMA options, ``--warmup-ratio``, FSDP2). The epoch loop,
+validation and save decisions follow fairseq_cli/train.py; they stay here because they call our checkpoint_utils
+and the per-epoch and per-validation bad-row reports (fairseq's own functions are bound to fairseq's module).
 """
 import logging
 import math
@@ -21,8 +23,11 @@ logging.basicConfig(
 )
 logger = logging.getLogger("train")
 
+from utils.logging_setup import log_to_file, quiet_third_party  # noqa: E402
+
+quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
+
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from fairseq import options, tasks, utils  # noqa: E402
 from fairseq.data import iterators  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf, gen_parser_from_dataclass  # noqa: E402
@@ -31,9 +36,12 @@ from fairseq.logging import meters, metrics, progress_bar  # noqa: E402
 from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+from tasks.loading import register_ofa_components  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
+from utils.cli import parse_args_and_arch  # noqa: E402
+from utils.distributed import configure_torchrun  # noqa: E402
 
 
 def main(cfg: DictConfig) -> None:
@@ -47,16 +55,21 @@ def main(cfg: DictConfig) -> None:
     np.random.seed(cfg.common.seed)
     utils.set_torch_seed(cfg.common.seed)
     save_dir_lock = None
-    if distributed_utils.is_master(cfg.distributed_training) and not cfg.checkpoint.no_save:
+    is_master = distributed_utils.is_master(cfg.distributed_training)
+    if is_master and not cfg.checkpoint.no_save:
         save_dir_lock = checkpoint_utils.prepare_save_dir(cfg.checkpoint.save_dir)  # held until training ends
-    logger.info(cfg)
+    # the config and model printout go to the log file (or save_dir/train_details.log), not the console
+    details = cfg.common.log_file or os.path.join(cfg.checkpoint.save_dir, "train_details.log")
+    if is_master:
+        log_to_file(logger, "config", cfg, details)
 
     task = tasks.setup_task(cfg.task)
     if not cfg.criterion:
         raise TrainingSetupError("give a criterion with --criterion")
     model = task.build_model(cfg.model)
     criterion = task.build_criterion(cfg.criterion)
-    logger.info(model)
+    if is_master:
+        log_to_file(logger, "model", model, details)
     logger.info("task: %s, model: %s, criterion: %s", type(task).__name__, type(model).__name__,
                 type(criterion).__name__)
     logger.info("num. model params: {:,} (num. trained: {:,})".format(
@@ -231,33 +244,17 @@ def get_valid_stats(cfg: DictConfig, trainer: Trainer, stats: Dict[str, Any], tr
     return stats
 
 
-def init_distributed_from_torchrun(cfg: DictConfig) -> None:
-    """Under ``torchrun`` take rank and world size from its environment (fairseq's own inference divides by the
-    GPU count, so it fails on CPU); use gloo when there is no GPU."""
-    dist_cfg = cfg.distributed_training
-    if dist_cfg.distributed_init_method is not None or not all(
-            key in os.environ for key in ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "RANK")):
-        return
-    use_cuda = torch.cuda.is_available() and not cfg.common.cpu
-    dist_cfg.distributed_init_method = "env://"
-    dist_cfg.distributed_world_size = int(os.environ["WORLD_SIZE"])
-    dist_cfg.distributed_rank = int(os.environ["RANK"])
-    dist_cfg.device_id = int(os.environ.get("LOCAL_RANK", 0)) if use_cuda else 0
-    dist_cfg.distributed_no_spawn = True
-    if not use_cuda and dist_cfg.distributed_backend == "nccl":
-        dist_cfg.distributed_backend = "gloo"
-
-
 def cli_main(modify_parser=None) -> None:
     option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
+    register_ofa_components()  # the OFA --task/--arch choices (and --help), also without --user-dir
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
-    args = options.parse_args_and_arch(parser, modify_parser=modify_parser)
+    args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     with open_dict(cfg):
         for name in EMA_INIT_OPTIONS:
             cfg.checkpoint[name] = getattr(args, name)
-    init_distributed_from_torchrun(cfg)
+    configure_torchrun(cfg)
     try:
         distributed_utils.call_main(cfg, main)
     except (CheckpointError, TrainingSetupError, option_checks.OptionError) as err:

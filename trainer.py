@@ -5,25 +5,34 @@
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
 - data parallel training on CPU (gloo) as well as GPU;
-- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`).
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`);
+- ``--ddp-backend fully_sharded`` on PyTorch's FSDP2 (``fully_shard``) instead of fairscale, saving and loading
+  the same full checkpoints as data parallel runs.
 """
+import contextlib
 import logging
 import os
 import time
 from dataclasses import dataclass, field, fields
+from itertools import chain
+from typing import Iterable, List, Optional
 
 import torch
+import torch.distributed as dist
+from fairseq import optim, utils
 from fairseq import trainer as fairseq_trainer
-from fairseq import utils
 from fairseq.dataclass import FairseqDataclass
 from fairseq.distributed import ModuleProxyWrapper
-from fairseq.distributed import utils as distributed_utils
 from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
 from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.optim.lr_scheduler import build_lr_scheduler
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import DeviceMesh
+from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 from utils import precision
-from utils import lr_scheduler  # noqa: F401  (polynomial_decay with --warmup-ratio, also for saved configs)
 from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
@@ -69,27 +78,169 @@ def check_precision_supported(cfg) -> None:
                                  "(use --amp for bfloat16 autocast)")
 
 
+# ---- fully sharded data parallel (FSDP2) ------------------------------------------------------------------------
+
+FULLY_SHARDED = "fully_sharded"
+
+
+def fsdp_mixed_precision(cfg) -> MixedPrecisionPolicy:
+    """fairseq's precision flags as FSDP2's policy. The sharded fp32 parameters are the master weights (no
+    fairseq FP16Optimizer copies); ``--bf16`` all-gathers and computes in bfloat16 and reduces gradients in fp32."""
+    common = cfg.common
+    if common.fp16 or common.memory_efficient_fp16 or common.amp:
+        raise TrainingSetupError("--ddp-backend fully_sharded trains in fp32 or with --bf16; --fp16 and --amp need a "
+                                 "loss scaler for sharded gradients, which is not implemented here")
+    if common.bf16 or common.memory_efficient_bf16:
+        return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+    return MixedPrecisionPolicy()
+
+
+def check_fully_sharded_supported(cfg) -> None:
+    """Refuse the options that FSDP here does not support, naming the flag."""
+    if cfg.distributed_training.distributed_world_size < 2:
+        raise TrainingSetupError("--ddp-backend fully_sharded needs several processes (torchrun --nproc_per_node N)")
+    if cfg.ema.store_ema:
+        raise TrainingSetupError("--store-ema is not supported with --ddp-backend fully_sharded: the EMA would be a "
+                                 "full unsharded copy of the model on every rank")
+    refused = [("--zero-sharding", cfg.distributed_training.zero_sharding != "none"),
+               ("--use-sharded-state", cfg.distributed_training.use_sharded_state),
+               ("--cpu-offload", cfg.distributed_training.cpu_offload),
+               ("--use-bmuf", cfg.optimization.use_bmuf)]
+    for flag, given in refused:
+        if given:
+            raise TrainingSetupError(f"{flag} is not supported with --ddp-backend fully_sharded")
+    fsdp_mixed_precision(cfg)
+
+
+def fsdp_units(model: torch.nn.Module) -> List[torch.nn.Module]:
+    """The modules sharded as units of their own: the image backbone and every encoder and decoder layer. The
+    rest (embeddings shared by encoder and decoder, position tables, layer norms) belongs to the root unit."""
+    encoder, decoder = model.encoder, model.decoder
+    image_backbone = [encoder.embed_images] if getattr(encoder, "embed_images", None) is not None else []
+    return [*image_backbone, *encoder.layers, *decoder.layers]
+
+
+def unit_policy(unit: torch.nn.Module, mp_policy: MixedPrecisionPolicy) -> MixedPrecisionPolicy:
+    """``mp_policy``, except that a unit with BatchNorm (the ResNets) computes in fp32 and hands its output on in
+    the compute dtype: FSDP casts parameters, not the fp32 running statistics that BatchNorm needs alike."""
+    has_batch_norm = any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in unit.modules())
+    if mp_policy.param_dtype is None or not has_batch_norm:
+        return mp_policy
+    return MixedPrecisionPolicy(param_dtype=torch.float32, reduce_dtype=torch.float32,
+                                output_dtype=mp_policy.param_dtype)
+
+
+def shard_model(model: torch.nn.Module, mesh: DeviceMesh, mp_policy: MixedPrecisionPolicy) -> None:
+    """``fully_shard`` each unit, then the model; parameters become DTensors sharded along dim 0 over ``mesh``."""
+    for unit in fsdp_units(model):
+        fully_shard(unit, mesh=mesh, mp_policy=unit_policy(unit, mp_policy))
+    fully_shard(model, mesh=mesh, mp_policy=mp_policy)
+
+
+def local_tensor(tensor: torch.Tensor) -> torch.Tensor:
+    """This rank's shard of a DTensor; a plain tensor itself."""
+    return tensor.to_local() if isinstance(tensor, DTensor) else tensor
+
+
+def local_bytes(tensors: Iterable[torch.Tensor]) -> int:
+    """Bytes of the tensors (their local shards) held by this rank."""
+    return sum(local_tensor(t).numel() * local_tensor(t).element_size() for t in tensors)
+
+
+def clip_sharded_grad_norm_(params: Iterable[torch.Tensor], max_norm: float, group,
+                            device: torch.device) -> torch.Tensor:
+    """fairseq's ``clip_grad_norm_`` for sharded gradients: the squared norms of every rank's local shards sum
+    to the squared norm of the full gradient, so all ranks clip with the same coefficient."""
+    grads = [local_tensor(p.grad) for p in params if p.grad is not None]
+    squared = torch.zeros((), dtype=torch.float32, device=device)
+    for grad in grads:
+        squared += torch.linalg.vector_norm(grad, dtype=torch.float32).square()
+    dist.all_reduce(squared, group=group)
+    total_norm = squared.sqrt()
+    if max_norm > 0 and grads:
+        torch._foreach_mul_(grads, (max_norm / (total_norm + 1e-6)).clamp_(max=1))
+    return total_norm
+
+
+def gather_full_optimizer_state(state: dict, on_this_rank: bool) -> Optional[dict]:
+    """An optimizer ``state_dict`` whose sharded tensors are gathered in full (collective: every rank calls it);
+    torch's layout, keyed by parameter index like a data parallel run's. Kept on CPU where ``on_this_rank``."""
+    full_states = {}
+    for index, entry in state["state"].items():
+        full_entry = {}
+        for key, value in entry.items():
+            if isinstance(value, DTensor):
+                value = value.full_tensor()
+                value = value.cpu() if on_this_rank else None
+            full_entry[key] = value
+        full_states[index] = full_entry
+    return {**state, "state": full_states} if on_this_rank else None
+
+
+def shard_optimizer_state(state: dict, params: List[torch.Tensor]) -> dict:
+    """A full optimizer ``state_dict`` (a data parallel run's or :func:`gather_full_optimizer_state`'s) with every
+    per-parameter tensor cut to this rank's shard of its parameter (each rank holds the full dict: no traffic)."""
+    sharded = {}
+    for index, entry in state["state"].items():
+        param = params[index]
+        sharded[index] = {
+            key: distribute_tensor(value.to(param.device), param.device_mesh, param.placements, src_data_rank=None)
+            if isinstance(param, DTensor) and torch.is_tensor(value) and value.shape == param.shape else value
+            for key, value in entry.items()
+        }
+    return {**state, "state": sharded}
+
+
+@contextlib.contextmanager
+def fairseq_casts_skipped(cfg):
+    """Hide ``--bf16`` from fairseq's Trainer constructor, which would cast the weights to bfloat16 in place; under
+    FSDP the fp32 shards are the master weights and the mixed-precision policy casts the copies it gathers."""
+    bf16 = cfg.common.bf16
+    cfg.common.bf16 = False
+    try:
+        yield
+    finally:
+        cfg.common.bf16 = bf16
+
+
 class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
     def __init__(self, cfg, task, model, criterion, quantizer=None):
+        self._gathered_model_state = None
+        self._state_bytes_logged = False
         check_precision_supported(cfg)  # before fairseq's setup, which fails obscurely (e.g. --bf16 implies --tpu)
-        super().__init__(cfg, task, model, criterion, quantizer)
+        if cfg.distributed_training.ddp_backend == FULLY_SHARDED:
+            check_fully_sharded_supported(cfg)
+            with fairseq_casts_skipped(cfg):
+                super().__init__(cfg, task, model, criterion, quantizer)
+        else:
+            super().__init__(cfg, task, model, criterion, quantizer)
         logger.info("training precision: %s", precision.training_precision(self.cfg.common, self.device.type))
         if self.cfg.ema.store_ema:
             self._build_ema()  # from the initial weights, not lazily after the first update
-
-    def _build_optimizer(self):
-        super()._build_optimizer()
-        if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
-            self._optimizer._grad_scaler = precision.amp_grad_scaler(
-                self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
 
     def _checkpoint_option(self, name: str) -> bool:
         return bool(self.cfg.checkpoint.get(name, False))
 
     @property
+    def is_fsdp(self) -> bool:
+        """fairseq's fully_sharded code paths are fairscale's; FSDP2 is :attr:`fully_sharded`, handled here."""
+        return False
+
+    @property
+    def fully_sharded(self) -> bool:
+        return self.cfg.distributed_training.ddp_backend == FULLY_SHARDED
+
+    @property
     def model(self):
+        if self._wrapped_model is None and self.fully_sharded:
+            # sharded at first use: load_checkpoint has put a checkpoint's full weights in by then
+            mesh = DeviceMesh.from_group(self.data_parallel_process_group, device_type=self.device.type)
+            shard_model(self._model, mesh, fsdp_mixed_precision(self.cfg))
+            self._wrapped_model = self._model
+            logger.info("fully sharded over %d ranks: %d units", self.data_parallel_world_size,
+                        len(fsdp_units(self._model)) + 1)
         if self._wrapped_model is None and self.use_distributed_wrapper and not self.cuda \
                 and self.cfg.distributed_training.ddp_backend in ("c10d", "pytorch_ddp"):
             # fairseq passes device_ids, which torch's DDP rejects for CPU modules
@@ -103,6 +254,65 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
                 gradient_as_bucket_view=ddp_cfg.gradient_as_bucket_view,
             ))
         return super().model
+
+    def _build_optimizer(self):
+        if not self.fully_sharded:
+            super()._build_optimizer()
+            if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
+                self._optimizer._grad_scaler = precision.amp_grad_scaler(
+                    self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
+            return
+        # fairseq's FP16 optimizers flatten and copy the weights; the fp32 shards are the master weights here
+        params = [p for p in chain(self.model.parameters(), self.criterion.parameters()) if p.requires_grad]
+        self._optimizer = optim.build_optimizer(self.cfg.optimizer, params)
+        self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
+        self._lr_scheduler.step_update(0)
+
+    def clip_grad_norm(self, clip_norm):
+        if not self.fully_sharded:
+            return super().clip_grad_norm(clip_norm)
+        return clip_sharded_grad_norm_(self.optimizer.params, clip_norm, self.data_parallel_process_group,
+                                       self.device)
+
+    def train_step(self, samples, raise_oom=False):
+        log_output = super().train_step(samples, raise_oom)
+        if not self._state_bytes_logged:
+            self._state_bytes_logged = True
+            optimizer_tensors = [v for entry in self.optimizer.optimizer.state.values() for v in entry.values()
+                                 if torch.is_tensor(v)]
+            params = list(self.model.parameters())
+            logger.info("this rank holds %d parameter, %d gradient and %d optimizer-state bytes", local_bytes(params),
+                        local_bytes(p.grad for p in params if p.grad is not None), local_bytes(optimizer_tensors))
+        return log_output
+
+    def valid_step(self, sample, raise_oom=False):
+        if not self.fully_sharded:
+            return super().valid_step(sample, raise_oom)
+        # generation calls the encoder and decoder directly, not the root's forward that gathers its weights
+        self.model.unshard()
+        try:
+            return super().valid_step(sample, raise_oom)
+        finally:
+            self.model.reshard()
+
+    def consolidate_optimizer(self):
+        """With FSDP, gather the full model (and optimizer) state on rank 0: collective, so every rank calls it."""
+        if not self.fully_sharded:
+            return super().consolidate_optimizer()
+        self._gathered_model_state = get_model_state_dict(
+            self.model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+        self._gathered_optim_state = None
+        if not self.cfg.checkpoint.no_save_optimizer_state:
+            self._gathered_optim_state = gather_full_optimizer_state(self.optimizer.state_dict(),
+                                                                     self.is_data_parallel_master)
+
+    def state_dict(self):
+        state = super().state_dict()
+        if self.fully_sharded:  # the data parallel layout: full tensors from consolidate_optimizer
+            if self._gathered_model_state is None:
+                raise RuntimeError("a fully sharded model's state is gathered by consolidate_optimizer() first")
+            state["model"], self._gathered_model_state = self._gathered_model_state, None
+        return state
 
     def _build_ema(self):
         if self.cfg.ema.store_ema:
@@ -124,7 +334,7 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
         return os.path.abspath(filename)
 
     def _read_checkpoint(self, filename: str) -> dict:
-        """Rank 0 reads the file and broadcasts it; a read error is raised on every rank."""
+        """Rank 0 reads the file (weights-only) and broadcasts it; a read error is raised on every rank."""
         state, error = None, None
         if self.data_parallel_rank == 0:
             try:
@@ -132,8 +342,11 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
             except (CheckpointError, OSError) as err:
                 error = err
         if self.data_parallel_world_size > 1:
-            state, error = distributed_utils.broadcast_object(
-                (state, error), src_rank=0, group=self.data_parallel_process_group, dist_device=self.device)
+            # torch's own pickling between our ranks: fairseq's broadcast_object unpickles with torch.load, whose
+            # weights-only default refuses the OmegaConf config that rank 0 has already loaded safely
+            payload = [state, error]
+            dist.broadcast_object_list(payload, group=self.data_parallel_process_group, group_src=0)
+            state, error = payload
         if error is not None:
             raise error
         return state
@@ -179,6 +392,8 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
                 )
             if not reset_lr_scheduler:
                 self.lr_scheduler.load_state_dict(last["lr_scheduler_state"])
+            if self.fully_sharded:
+                last_optim_state = shard_optimizer_state(last_optim_state, list(self.optimizer.params))
             self.optimizer.load_state_dict(last_optim_state, optimizer_overrides)
             self.set_num_updates(last["num_updates"])
 

@@ -34,7 +34,7 @@ def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: in
 
     from dataset.make_tiny_dataset import make_tiny_dataset
     from trainer import Trainer
-    from utils.checkpoint_utils import register_ofa_components
+    from tasks.loading import register_ofa_components
 
     torch.set_num_threads(threads)
     register_ofa_components()

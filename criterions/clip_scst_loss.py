@@ -8,12 +8,12 @@ from fairseq import utils
 from fairseq.criterions import register_criterion
 from torch import Tensor
 
-from criterions.scst_loss import ScstConfig, ScstCriterion
-from utils.image_gen_utils import CLIP_REWARD_WEIGHT, TextToImageTools, caption_of_source
+from criterions.scst_loss import ScstCriterion, ScstCriterionConfig
+from models.text_to_image import CLIP_REWARD_WEIGHT, TextToImageTools, caption_of_source
 
 
 @dataclass
-class ClipScstRewardCriterionConfig(ScstConfig):
+class ClipScstRewardCriterionConfig(ScstCriterionConfig):
     """The original's options: ``ignore_prefix_size``, ``sentence_avg``, ``constraint_range``."""
 
 

@@ -18,7 +18,7 @@ from fairseq.logging import metrics
 from omegaconf import II
 from torch import Tensor
 
-from criterions.constraints import ConstraintRange, allowed_token_ids, constrain_logits, parse_constraint_range
+from criterions.constraints import constrain_logits
 
 
 @dataclass
@@ -84,15 +84,15 @@ def label_smoothed_nll_loss(
     target: Tensor,
     epsilon: float,
     constraint_masks: Optional[Tensor] = None,
-    constraint_range: Optional[ConstraintRange] = None,
+    allowed_tokens: Optional[Tensor] = None,
 ) -> Tuple[Tensor, Tensor]:
     """Per-token label-smoothed loss and NLL for [N, V] log-probs; smoothing covers only the allowed tokens."""
     nll_loss = -lprobs.gather(dim=-1, index=target.unsqueeze(-1)).squeeze(-1)
     if constraint_masks is not None:
         smooth_loss = -lprobs.masked_fill(~constraint_masks, 0.0).sum(dim=-1)
         eps_i = epsilon / (constraint_masks.sum(dim=-1) - 1 + 1e-6)
-    elif constraint_range is not None:
-        allowed = allowed_token_ids(constraint_range, lprobs.device)
+    elif allowed_tokens is not None:
+        allowed = allowed_tokens.to(lprobs.device)
         smooth_loss = -lprobs.index_select(-1, allowed).sum(dim=-1)
         eps_i = epsilon / (allowed.numel() - 1 + 1e-6)
     else:
@@ -113,14 +113,14 @@ def keep_tokens_by_loss(token_loss: Tensor, drop_ratio: float, paired: bool = Fa
 
 
 def rdrop_kl_loss(
-    lprobs: Tensor, constraint_masks: Optional[Tensor] = None, constraint_range: Optional[ConstraintRange] = None
+    lprobs: Tensor, constraint_masks: Optional[Tensor] = None, allowed_tokens: Optional[Tensor] = None
 ) -> Tensor:
     """Symmetric KL between the two stacked R-Drop copies of [2N, V] log-probs, over the allowed tokens."""
     if constraint_masks is not None:
         # disallowed tokens are -inf in both copies; zeroing them makes their KL terms exactly 0 (not NaN)
         lprobs = lprobs.masked_fill(~constraint_masks, 0.0)
-    elif constraint_range is not None:
-        lprobs = lprobs.index_select(-1, allowed_token_ids(constraint_range, lprobs.device))
+    elif allowed_tokens is not None:
+        lprobs = lprobs.index_select(-1, allowed_tokens.to(lprobs.device))
     p, q = lprobs.chunk(2)
     return (F.kl_div(p, q.exp(), reduction="sum") + F.kl_div(q, p.exp(), reduction="sum")) / 2
 
@@ -149,14 +149,14 @@ def adjust_label_smoothed_loss(
     use_rdrop: bool = False,
     reg_alpha: float = 1.0,
     constraint_masks: Optional[Tensor] = None,
-    constraint_range: Optional[ConstraintRange] = None,
+    allowed_tokens: Optional[Tensor] = None,
     log_end: Optional[float] = None,
     drop_best_ratio: float = 0.0,
     drop_best_after: int = 0,
 ) -> TokenLoss:
     """OFA's loss over selected [N, V] log-probs: label smoothing, drop-worst/-best, R-Drop KL and,
     when ``log_end`` is given, the encouraging-loss bonus."""
-    loss, nll_loss = label_smoothed_nll_loss(lprobs, target, epsilon, constraint_masks, constraint_range)
+    loss, nll_loss = label_smoothed_nll_loss(lprobs, target, epsilon, constraint_masks, allowed_tokens)
     keep_steps = (
         (drop_worst_ratio, drop_worst_after, False),
         (drop_best_ratio, drop_best_after, True),
@@ -170,7 +170,7 @@ def adjust_label_smoothed_loss(
     ntokens = loss.numel()
     loss, nll_loss = loss.sum(), nll_loss.sum()
     if use_rdrop:
-        loss = loss + reg_alpha * rdrop_kl_loss(lprobs, constraint_masks, constraint_range)
+        loss = loss + reg_alpha * rdrop_kl_loss(lprobs, constraint_masks, allowed_tokens)
     if log_end is not None:
         loss = loss + encouraging_bonus(lprobs, target, epsilon, log_end)
     return TokenLoss(loss, nll_loss, ntokens)
@@ -230,7 +230,7 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
         self.use_rdrop = use_rdrop
         self.reg_alpha = reg_alpha
         self.sample_patch_num = sample_patch_num
-        self.constraint_range = parse_constraint_range(constraint_range)
+        self.allowed_tokens = task.vocab.constraint_tokens(constraint_range)
         # encouraging-loss knobs (see AdjustLabelSmoothedEncouragingLossCriterion); neutral for plain CE
         self.log_end: Optional[float] = None
         self.drop_best_ratio = 0.0
@@ -280,7 +280,7 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
     def get_lprobs_and_target(self, model, net_output, sample) -> Tuple[Tensor, Tensor, Optional[Tensor]]:
         """Selected [N, V] log-probs, [N] targets and [N, V] constraint masks (or None)."""
         constraint_masks = sample.get("constraint_masks")
-        logits = constrain_logits(net_output[0], constraint_masks, self.constraint_range)
+        logits = constrain_logits(net_output[0], constraint_masks, self.allowed_tokens)
         lprobs = model.get_normalized_probs((logits, *net_output[1:]), log_probs=True)
         if sample.get("conf") is not None:
             # VQA: each target's log-probs are scaled by its answer confidence
@@ -304,7 +304,7 @@ class AdjustLabelSmoothedCrossEntropyCriterion(FairseqCriterion):
             use_rdrop=self.use_rdrop,
             reg_alpha=self.reg_alpha,
             constraint_masks=constraint_masks,
-            constraint_range=self.constraint_range,
+            allowed_tokens=self.allowed_tokens,
             log_end=self.log_end,
             drop_best_ratio=self.drop_best_ratio,
             drop_best_after=self.drop_best_after,

@@ -6,7 +6,6 @@ other candidates of the same sample as advantage, and weights the candidates' te
 log-likelihoods with it.
 """
 
-import string
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -19,7 +18,8 @@ from fairseq.logging import metrics
 from omegaconf import II
 from torch import Tensor
 
-from criterions.constraints import constrain_logits, parse_constraint_range
+from criterions.constraints import constrain_logits
+from data.data_utils import strip_punctuation
 from utils.cider_d import CiderD
 
 Hypotheses = List[List[Dict[str, Any]]]
@@ -51,7 +51,7 @@ def repeat_each(net_input: Dict[str, Any], times: int) -> Dict[str, Any]:
 
 
 @dataclass
-class ScstConfig(FairseqDataclass):
+class ScstCriterionConfig(FairseqDataclass):
     ignore_prefix_size: int = field(
         default=0, metadata={"help": "leave the first N target positions out of the loss"}
     )
@@ -69,7 +69,7 @@ class ScstCriterion(FairseqCriterion):
         super().__init__(task)
         self.sentence_avg = sentence_avg
         self.ignore_prefix_size = ignore_prefix_size
-        self.constraint_range = parse_constraint_range(constraint_range)
+        self.allowed_tokens = task.vocab.constraint_tokens(constraint_range)
 
     def candidate_scores(self, sample: Dict[str, Any], candidates: Sequence[Tensor]) -> Tensor:
         """Reward of each candidate (token tensors, grouped per sample), as a 1-D tensor."""
@@ -92,7 +92,7 @@ class ScstCriterion(FairseqCriterion):
         target = collate_tokens(candidates, self.padding_idx)
         net_input = {**repeat_each(sample["net_input"], per_sample), "prev_output_tokens": prev_output_tokens}
         net_output = model(**net_input)
-        logits = constrain_logits(net_output[0], constraint_range=self.constraint_range)
+        logits = constrain_logits(net_output[0], allowed_tokens=self.allowed_tokens)
         lprobs = model.get_normalized_probs((logits, *net_output[1:]), log_probs=True)
         # time is dim 1 (the original sliced dim 0 here, dropping candidates instead of prefix tokens)
         lprobs, target = lprobs[:, self.ignore_prefix_size:], target[:, self.ignore_prefix_size:]
@@ -144,7 +144,7 @@ class ScstCriterion(FairseqCriterion):
 
 
 @dataclass
-class ScstRewardCriterionConfig(ScstConfig):
+class ScstRewardCriterionConfig(ScstCriterionConfig):
     scst_cider_cached_tokens: str = field(
         default="coco-train-words.p",
         metadata={"help": "pickle of CIDEr-D document frequencies (the original's coco-train-words.p format), "
@@ -152,12 +152,9 @@ class ScstRewardCriterionConfig(ScstConfig):
     )
 
 
-_PUNCTUATION = str.maketrans("", "", string.punctuation)
-
-
 def cider_sentence(text: str) -> str:
     """Caption as the CIDEr-D cached tokens expect it: no punctuation, ending in an ``<eos>`` word."""
-    text = text.strip().translate(_PUNCTUATION).strip()
+    text = strip_punctuation(text.strip())
     return text + " <eos>"
 
 

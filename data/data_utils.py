@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import string
 import warnings
 from io import BytesIO
 
@@ -23,6 +24,12 @@ DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
 warnings.filterwarnings("ignore", "(Possibly )?corrupt EXIF data", UserWarning)
 
 _URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
+_NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+
+
+def strip_punctuation(text: str) -> str:
+    """``text`` without ASCII punctuation, stripped (how the original cleans captions for training and CIDEr)."""
+    return text.translate(_NO_PUNCTUATION).strip()
 
 IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -108,7 +107,6 @@ class FileDataset:
         self.dtypes = [str] * len(self.selected_col_ids) if dtypes is None else [converters[d] for d in dtypes.split(",")]
         if len(self.dtypes) != len(self.selected_col_ids):
             raise ValueError(f"{len(self.dtypes)} dtypes given for {len(self.selected_col_ids)} selected columns")
-        self.data_cnt = 0
         logger.info(
             "file %s slice_id %d row count %d total row count %d",
             file_path, self.slice_id, self.row_count, self.total_row_count,
@@ -165,18 +163,6 @@ class FileDataset:
 
     def get_total_row_count(self) -> int:
         return self.total_row_count
-
-    def _seek(self, offset: int = 0) -> None:
-        """Resume sequential reading (:meth:`__iter__`) at row ``offset`` of this slice."""
-        if not 0 <= offset <= self.row_count:
-            raise IndexError(f"seek offset {offset} outside slice of {self.row_count} rows ({self.file_path})")
-        logger.info("slice_id %d seek offset %d", self.slice_id, self.start_pos + offset)
-        self.data_cnt = offset
-
-    def __iter__(self) -> Iterator[TsvRow]:
-        while self.data_cnt < self.row_count:
-            self.data_cnt += 1
-            yield self[self.data_cnt - 1]
 
     def __getitem__(self, index: int) -> TsvRow:
         if not 0 <= index < self.row_count:

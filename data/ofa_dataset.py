@@ -13,6 +13,7 @@ from fairseq.data import FairseqDataset
 from data.bert_bpe import BertBPE
 from data.data_utils import (DEFAULT_MAX_IMAGE_PIXELS, collate_tokens, decode_base64_image, decode_base64_image_rgb,
                              object_array, stack_batch)
+from data.dictionary import VocabLayout
 from data.file_dataset import FileDataset, RowError, TsvRow
 from utils.bad_rows import SkippedRow, split_skipped, with_skipped
 from utils.transforms import PatchResizeTransform, patch_resize_transform
@@ -48,12 +49,15 @@ class OFADataset(FairseqDataset):
         prompt_type: str | None = "none",
         skip_bad_rows: bool = False,
         max_image_pixels: int = DEFAULT_MAX_IMAGE_PIXELS,
+        jpeg_draft_decode: bool = False,
+        vocab: VocabLayout | None = None,
     ):
         self.split = split
         self.dataset = dataset
         self.bpe = bpe
         self.src_dict = src_dict
         self.tgt_dict = tgt_dict if tgt_dict is not None else src_dict
+        self.vocab = vocab if vocab is not None else VocabLayout.of(self.tgt_dict)
         self.max_src_length = max_src_length
         self.max_tgt_length = max_tgt_length
         self.patch_image_size = patch_image_size
@@ -66,6 +70,8 @@ class OFADataset(FairseqDataset):
         self.max_image_pixels = max_image_pixels
         # (file, row) skipped in this process, each counted once however often it is read
         self.skipped_rows: set[tuple[str, int]] = set()
+        #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (``--jpeg-draft-decode``)
+        self.jpeg_draft_decode = jpeg_draft_decode
 
         self.bos, self.eos, self.pad = src_dict.bos(), src_dict.eos(), src_dict.pad()
         self.bos_item = torch.LongTensor([self.bos])
@@ -118,6 +124,11 @@ class OFADataset(FairseqDataset):
         """One sample dict (``source``, ``target``, ``prev_output_tokens``, ...) from the selected columns."""
         raise NotImplementedError
 
+    def sample_from_fields(self, index: int, fields: list[str], source: str = "<fields>") -> dict:
+        """:meth:`process_row` on ``fields`` given directly (prediction), in the selected columns' order;
+        errors name ``source``."""
+        return self.process_row(index, TsvRow(list(fields), source, index, list(range(len(fields)))))
+
     # ---- text -------------------------------------------------------------------------------------------------
 
     @property
@@ -160,10 +171,6 @@ class OFADataset(FairseqDataset):
     def read_image(self, row: TsvRow, field: int):
         """The PIL image in base64 column ``field`` of ``row`` (a :class:`RowError` if it does not decode)."""
         return self._decode_field(row, field, lambda text: decode_base64_image(text, self.max_image_pixels))
-
-    #: decode JPEGs at least twice ``patch_image_size`` at reduced DCT scale (faster on large photos, pixels
-    #: differ from a full decode; off by default, set by the task's option)
-    jpeg_draft_decode = False
 
     def read_image_pixels(self, row: TsvRow, field: int) -> torch.Tensor:
         """The image of :meth:`read_image` as RGB uint8 (3, H, W) pixels, decoded without PIL where possible."""
@@ -214,8 +221,7 @@ class OFADataset(FairseqDataset):
         """(len(target), vocab) bool: the tokens the candidate-answer trie allows at each answer position."""
         mask = torch.zeros((len(target), len(self.tgt_dict)), dtype=torch.bool)
         start = len(target) - answer_len
-        for i in range(start, len(target)):
-            mask[i, self.constraint_trie.get_next_layer([self.bos] + target[start:i].tolist())] = True
+        mask[start:] = self.constraint_trie.answer_masks(target[start:], len(self.tgt_dict), self.bos)
         return mask
 
     # ---- batching ---------------------------------------------------------------------------------------------

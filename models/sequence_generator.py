@@ -18,24 +18,12 @@ from fairseq import search
 from fairseq.models import FairseqIncrementalDecoder
 from torch import Tensor
 
+from data.dictionary import VocabLayout
 from utils.trie import Trie
 
-# <s>, <pad>, </s>, <unk> open the dictionary; a constraint range never masks them (pad is masked anyway)
-NUM_SPECIAL_SYMBOLS = 4
 BOX_TOKENS_PER_OBJECT = 5  # four <bin_i> coordinates, then one non-bin token (label or eos)
 
 VocabConstraint = Callable[[Tensor], Tensor]
-
-
-def symbol_range(dictionary, prefix: str) -> Optional[range]:
-    """Ids of the contiguous block ``<prefix0>``, ``<prefix1>``... of ``dictionary``, None if absent."""
-    start = dictionary.indices.get(f"<{prefix}0>")
-    if start is None:
-        return None
-    end = start
-    while end < len(dictionary) and dictionary[end] == f"<{prefix}{end - start}>":
-        end += 1
-    return range(start, end)
 
 
 class RepeatNGramBlocker(nn.Module):
@@ -191,6 +179,7 @@ class SequenceGenerator(nn.Module):
         constraint_range: Optional[str] = None,
         gen_code: bool = False,
         gen_box: bool = False,
+        bins_only: bool = False,
         ignore_eos: bool = False,
         zero_shot: bool = False,
     ):
@@ -198,6 +187,8 @@ class SequenceGenerator(nn.Module):
         ``max_len`` when it is positive; OFA does not cap by the decoder's positions). ``constraint_range``
         ("start,end") allows only ids in [start, end) plus the special symbols; ``constraint_trie`` only
         continuations inside the trie. ``gen_code``/``gen_box`` write only ``<code_i>``/``<bin_i>`` tokens.
+        ``bins_only`` (RefCOCO boxes) allows only ``<bin_i>`` tokens and eos, masked in the log-probs so that
+        the bins keep the model's own scores and a model that writes bins anyway decodes as without it.
         """
         super().__init__()
         self.model = models if isinstance(models, EnsembleModel) else EnsembleModel(models)
@@ -231,26 +222,22 @@ class SequenceGenerator(nn.Module):
         self.lm_weight = lm_weight
         self.gen_code = gen_code
         self.gen_box = gen_box
+        self.bins_only = bins_only
         self.ignore_eos = ignore_eos
         self.zero_shot = zero_shot
 
         self.constraint_trie = constraint_trie
-        self.constraint_start: Optional[int] = None
-        self.constraint_end: Optional[int] = None
-        if constraint_range is not None:
-            try:
-                self.constraint_start, self.constraint_end = (int(x) for x in constraint_range.split(","))
-            except ValueError:
-                raise ValueError(f"--constraint-range must be 'start,end' (vocabulary ids), got {constraint_range!r}")
-        self.bin_range = symbol_range(tgt_dict, "bin_")
-        if gen_box and self.bin_range is None:
-            raise ValueError("gen_box needs <bin_i> symbols in the target dictionary")
-        if self.constraint_start is None and (gen_code or gen_box):
+        self.vocab = VocabLayout.of(tgt_dict)
+        constraint = self.vocab.parse_range(constraint_range)
+        if (gen_box or bins_only) and not self.vocab.bins:
+            raise ValueError("gen_box and bins_only need <bin_i> symbols in the target dictionary")
+        if constraint is None and (gen_code or gen_box):
             # the original relies on the task's --constraint-range; default to the tokens these modes write
-            allowed = symbol_range(tgt_dict, "code_") if gen_code else range(self.bin_range.start, len(tgt_dict))
-            if allowed is None:
+            constraint = self.vocab.codes if gen_code else range(self.vocab.bins.start, self.vocab.size)
+            if not constraint:
                 raise ValueError("gen_code needs <code_i> symbols in the target dictionary")
-            self.constraint_start, self.constraint_end = allowed.start, allowed.stop
+        self.constraint_start: Optional[int] = None if constraint is None else constraint.start
+        self.constraint_end: Optional[int] = None if constraint is None else constraint.stop
         if self.constraint_trie is not None and self.constraint_start is not None:
             raise ValueError("use either a constraint trie or a constraint range, not both")
 
@@ -448,7 +435,7 @@ class SequenceGenerator(nn.Module):
         return None
 
     def _mask_outside_range(self, scores: Tensor) -> Tensor:
-        scores[:, NUM_SPECIAL_SYMBOLS: self.constraint_start] = -math.inf
+        scores[:, self.vocab.specials.stop: self.constraint_start] = -math.inf
         scores[:, self.constraint_end:] = -math.inf
         return scores
 
@@ -493,13 +480,18 @@ class SequenceGenerator(nn.Module):
         lprobs[:, self.pad] = -math.inf
         lprobs[:, self.unk] -= self.unk_penalty
         if (self.gen_code or self.gen_box) and step < max_len:
-            lprobs[:, :NUM_SPECIAL_SYMBOLS] = -math.inf
+            lprobs[:, :self.vocab.specials.stop] = -math.inf
         if self.gen_box:
             lprobs[:, -1] = -math.inf
             if (step + 1) % BOX_TOKENS_PER_OBJECT == 0:
-                lprobs[:, self.constraint_start: self.bin_range.stop] = -math.inf
+                lprobs[:, self.constraint_start: self.vocab.bins.stop] = -math.inf
             else:
-                lprobs[:, self.bin_range.stop:] = -math.inf
+                lprobs[:, self.vocab.bins.stop:] = -math.inf
+        if self.bins_only:
+            eos_lprobs = lprobs[:, self.eos].clone()
+            lprobs[:, :self.vocab.bins.start] = -math.inf
+            lprobs[:, self.vocab.bins.stop:] = -math.inf
+            lprobs[:, self.eos] = eos_lprobs
         if step >= max_len:
             lprobs[:, : self.eos] = -math.inf
             lprobs[:, self.eos + 1:] = -math.inf

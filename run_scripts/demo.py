@@ -1,15 +1,19 @@
 """The README's main command: tiny data, finetune ``ofa_tiny`` on CPU, beam-search evaluation, metrics.
 
-Trains one model per task (caption, refcoco, vqa) for a fixed time budget with ``train.py``, evaluates the
-trained model and its untrained starting point with ``evaluate.py`` on the test split, and prints both.
+Trains one model per task (caption, refcoco, vqa) for a fixed number of updates with ``train.py``, evaluates the
+trained model and its untrained starting point with ``evaluate.py`` on the test split, prints both, and draws
+test images with predictions beside the ground truth into ``demo.png``. The console gets one line per stage
+(and the command it runs); each command's full output goes to a log file under ``<output>/logs/``.
 Run it through ``bash run_scripts/demo.sh`` (which sets up ``.venv``).
 """
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
+import re
+import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -35,6 +39,16 @@ class DemoTask:
     train_flags: list[str] = field(default_factory=list)
     eval_flags: list[str] = field(default_factory=list)
     overrides: dict = field(default_factory=dict)
+    max_update: int = 120  #: the update budget (--max-update overrides it for every task)
+    lr: float = 5e-4
+
+
+def bin_range() -> str:
+    """``--constraint-range`` of the ``<bin_i>`` tokens."""
+    from data.dictionary import VocabLayout, load_ofa_dictionary
+
+    bins = VocabLayout.of(load_ofa_dictionary()).bins
+    return f"{bins.start},{bins.stop}"
 
 
 def demo_tasks(data: Path) -> dict[str, DemoTask]:
@@ -46,11 +60,13 @@ def demo_tasks(data: Path) -> dict[str, DemoTask]:
             eval_flags=["--beam", "5", "--max-len-b", "16", "--no-repeat-ngram-size", "3"],
             overrides={"eval_cider": False}),
         "refcoco": DemoTask(
-            "refcoco", "refcoco", "acc@0.5", "0,4,2,3", "0,4,2,3",
-            # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most
-            train_flags=["--max-image-size", "128"],
+            "refcoco", "refcoco", "score", "0,4,2,3", "0,4,2,3",
+            # boxes are quantised relative to max_image_size: the tiny images are 128 px wide at most; the loss
+            # and the generator see only the <bin_i> tokens, so even a weakly trained model writes a box
+            train_flags=["--max-image-size", "128", "--constraint-range", bin_range()],
             eval_flags=["--beam", "5", "--min-len", "4", "--max-len-a", "0", "--max-len-b", "4",
-                        "--no-repeat-ngram-size", "3"]),
+                        "--no-repeat-ngram-size", "3"],
+            max_update=200, lr=1e-3),
         "vqa": DemoTask(
             "vqa_gen", "vqa", "vqa_score", "0,5,2,3,4", "0,5,2,3,4",
             train_flags=["--ans2label-file", vqa_labels, "--prompt-type", "prev_output", "--add-object",
@@ -60,36 +76,70 @@ def demo_tasks(data: Path) -> dict[str, DemoTask]:
     }
 
 
-def run(cmd: list[str], log: Path, quiet: bool) -> None:
-    """Run a command, keeping its output in ``log``; on failure print the log's tail and stop."""
+def run(cmd: list[str], log: Path, label: str, args, total_updates: int | None = None) -> None:
+    """Print ``label`` and the command, run it with its output in ``log`` (also on the console with
+    ``--verbose``); a progress bar follows the updates of a training run. On failure print the log's tail."""
+    from tqdm import tqdm
+
     log.parent.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
+    print(f"[demo] {label}  (log: {log})")
+    print("       $ " + shlex.join(cmd), flush=True)
     with open(log, "w") as handle:
-        proc = subprocess.run(cmd, cwd=REPO, env=env, stdout=handle if quiet else None,
-                              stderr=subprocess.STDOUT if quiet else None)
+        proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=None if args.verbose else handle,
+                                stderr=None if args.verbose else subprocess.STDOUT)
+        bar = tqdm(total=total_updates, unit="update", leave=False, disable=total_updates is None or args.verbose,
+                   mininterval=1 if sys.stderr.isatty() else 30)  # a log file gets a line now and then
+        while proc.poll() is None:
+            time.sleep(1)
+            if total_updates is not None and not args.verbose:
+                bar.update(max(0, _last_update(log) - bar.n))
+        bar.close()
     if proc.returncode != 0:
-        tail = log.read_text().splitlines()[-25:] if quiet else []
-        sys.exit("\n".join(tail + [f"demo: command failed ({proc.returncode}), log: {log}", " ".join(cmd)]))
+        tail = log.read_text().splitlines()[-25:] if not args.verbose else []
+        sys.exit("\n".join(tail + [f"demo: command failed ({proc.returncode}), log: {log}", shlex.join(cmd)]))
+
+
+_NUM_UPDATES = re.compile(r"num_updates[=: ]+(\d+)")
+
+
+def _last_update(log: Path) -> int:
+    """The latest ``num_updates`` train.py logged (0 before the first)."""
+    found = _NUM_UPDATES.findall(log.read_text(errors="replace")[-4000:])
+    return int(found[-1]) if found else 0
 
 
 def train(spec: DemoTask, data: Path, save_dir: Path, args) -> Path:
-    """Finetune for ``args.minutes`` minutes (or ``args.max_update`` updates); returns checkpoint_last.pt."""
+    """Finetune for the task's update budget; returns checkpoint_last.pt."""
     folder = data / spec.folder
+    max_update = args.max_update or spec.max_update
     cmd = [sys.executable, "train.py", f"{folder}/train.tsv,{folder}/valid.tsv", "--user-dir", ".",
            "--task", spec.task, "--selected-cols", spec.train_cols, "--patch-image-size", str(args.image_size),
            *MODEL_FLAGS, "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
            "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--adam-eps", "1e-08", "--clip-norm", "1.0",
-           "--lr", str(args.lr), "--lr-scheduler", "polynomial_decay", "--warmup-ratio", "0.1",
-           "--max-update", str(args.max_update), "--stop-time-hours", str(args.minutes / 60),
-           "--batch-size", str(args.batch_size), "--num-workers", "0", "--cpu", "--seed", "1",
-           "--save-dir", str(save_dir), "--no-epoch-checkpoints", "--disable-validation",
-           "--log-format", "tqdm", "--log-interval", "10",
+           "--lr", str(args.lr or spec.lr), "--lr-scheduler", "polynomial_decay", "--warmup-ratio", "0.1",
+           "--max-update", str(max_update), "--batch-size", str(args.batch_size), "--num-workers", "0", "--cpu",
+           "--seed", "1", "--save-dir", str(save_dir), "--no-epoch-checkpoints", "--disable-validation",
+           "--log-format", "simple", "--log-interval", "1",
            "--tensorboard-logdir", str(args.output / "tensorboard" / spec.folder),
            *spec.train_flags]
     if args.restore_file:
         cmd += ["--restore-file", args.restore_file, "--reset-optimizer", "--reset-dataloader", "--reset-meters"]
-    run(cmd, args.output / "logs" / f"{spec.folder}_train.log", quiet=args.quiet)
+    run(cmd, args.output / "logs" / f"{spec.folder}_train.log", f"{spec.folder}: finetuning ofa_tiny for "
+        f"{max_update} updates", args, total_updates=max_update)
     return save_dir / "checkpoint_last.pt"
+
+
+def check_fresh(output: Path, folders: list[str], resume: bool, overwrite: bool) -> None:
+    """A new run never continues an earlier one by accident: refuse unless --resume or --overwrite."""
+    earlier = [output / folder for folder in folders if (output / folder / "checkpoint_last.pt").is_file()]
+    if not earlier or resume:
+        return
+    if not overwrite:
+        sys.exit(f"demo: {earlier[0]} holds an earlier run's checkpoint_last.pt; --resume continues it, "
+                 f"--overwrite starts over, or choose another --output")
+    for folder in earlier:
+        shutil.rmtree(folder)
 
 
 def starting_point(trained: Path, restore_file: str | None, out: Path) -> Path:
@@ -97,13 +147,8 @@ def starting_point(trained: Path, restore_file: str | None, out: Path) -> Path:
     import torch
     from fairseq import tasks
 
-    from utils.checkpoint_utils import (
-        load_checkpoint_to_cpu,
-        load_model_state,
-        register_ofa_components,
-        save_checkpoint_file,
-        torch_load_safely,
-    )
+    from tasks.loading import register_ofa_components
+    from utils.checkpoint_utils import load_checkpoint_to_cpu, load_model_state, save_checkpoint_file, torch_load_safely
 
     register_ofa_components()
     cfg = load_checkpoint_to_cpu(str(trained))["cfg"]
@@ -118,29 +163,121 @@ def starting_point(trained: Path, restore_file: str | None, out: Path) -> Path:
 
 def evaluate(spec: DemoTask, data: Path, checkpoint: Path, results: Path, args) -> dict:
     test = data / spec.folder / "test.tsv"
-    overrides = {"data": str(test), "bpe_dir": str(REPO / "utils" / "BPE"), "selected_cols": spec.eval_cols,
-                 **spec.overrides}
+    overrides = {"bpe_dir": str(REPO / "utils" / "BPE"), "selected_cols": spec.eval_cols, **spec.overrides}
     cmd = [sys.executable, "evaluate.py", str(test), "--path", str(checkpoint), "--user-dir", ".",
            "--task", spec.task, "--batch-size", "16", "--gen-subset", "test", "--results-path", str(results),
            "--seed", "7", "--cpu", "--num-workers", "0", "--model-overrides", repr(overrides), *spec.eval_flags]
-    run(cmd, args.output / "logs" / f"{spec.folder}_{results.name}_eval.log", quiet=args.quiet)
+    run(cmd, args.output / "logs" / f"{spec.folder}_{results.name}_eval.log",
+        f"{spec.folder}: beam-search evaluation of the {results.name} model on the test split", args)
     return json.loads((results / "test_metrics.json").read_text())
+
+
+def _rows(path: Path) -> list[list[str]]:
+    return [line.split("\t") for line in path.read_text().splitlines()]
+
+
+def prior_score(name: str, data: Path) -> float | None:
+    """What guessing from the training data alone scores on test: VQA, the most common answer of each question
+    type (its first two words); RefCOCO, the mean training box. None for captions."""
+    from data.mm_data.vqa_gen_dataset import parse_answers
+    from utils.metrics import grounding_hits
+
+    if name == "vqa":
+        counts: dict[str, dict[str, int]] = {}
+        for row in _rows(data / "vqa" / "train.tsv"):
+            answers = parse_answers(row[3])
+            best = max(answers, key=answers.get)
+            by_type = counts.setdefault(" ".join(row[2].split()[:2]), {})
+            by_type[best] = by_type.get(best, 0) + 1
+        guess = {qtype: max(answers, key=answers.get) for qtype, answers in counts.items()}
+        test = _rows(data / "vqa" / "test.tsv")
+        scores = [parse_answers(row[3]).get(guess.get(" ".join(row[2].split()[:2]), ""), 0.0) for row in test]
+        return sum(scores) / len(scores)
+    if name == "refcoco":
+        import torch
+
+        def boxes(split: str) -> torch.Tensor:
+            rows = _rows(data / "refcoco" / f"{split}.tsv")
+            return torch.tensor([[float(v) for v in row[3].split(",")] for row in rows])
+
+        test_boxes = boxes("test")
+        mean_box = boxes("train").mean(0, keepdim=True).expand_as(test_boxes)
+        return float(grounding_hits(mean_box, test_boxes).float().mean())
+    return None
+
+
+def draw_demo_png(names: list[str], specs: dict[str, DemoTask], args, path: Path, per_task: int = 4) -> None:
+    """A grid: one row per task, ``per_task`` test images with the prediction (red box) and truth (green)."""
+    from io import BytesIO
+
+    from PIL import Image
+
+    from data.data_utils import _base64_bytes
+    from data.mm_data.vqa_gen_dataset import parse_answers
+    from inference import OFAPredictor, Request
+    from inference.draw import describe, draw_prediction
+
+    cells = []
+    for name in names:
+        spec = specs[name]
+        predictor = OFAPredictor.from_checkpoint(args.output / spec.folder / "checkpoint_last.pt", device="cpu",
+                                                 model_overrides={"ans2label_file": spec.overrides["ans2label_file"]}
+                                                 if "ans2label_file" in spec.overrides else None)
+        row_cells = []
+        for row in _rows(args.data / spec.folder / "test.tsv")[:per_task]:
+            if name == "caption":
+                request, truth, box = Request(_base64_bytes(row[4])), row[2].split("&&")[0], None
+            elif name == "vqa":
+                answers = parse_answers(row[3])
+                request, truth, box = Request(_base64_bytes(row[5]), row[2]), max(answers, key=answers.get), None
+            else:
+                request, truth, box = Request(_base64_bytes(row[4]), row[2]), row[2], row[3].split(",")
+            output = predictor.predict_batch([request])[0]
+            with Image.open(BytesIO(request.image)) as image:
+                question = f"{row[2]} " if name == "vqa" else ""
+                text = (f"{row[2]} (red: predicted, green: true)" if name == "refcoco"
+                        else f"{question}predicted: {describe(output)} | true: {truth}")
+                row_cells.append(draw_prediction(image.resize((image.width * 2, image.height * 2)), {
+                    **output, **({"box": [v * 2 for v in output["box"]]} if "box" in output else {})},
+                    text=text, truth_box=[float(v) * 2 for v in box] if box else None))
+        cells.append(row_cells)
+    width = max(sum(c.width for c in row) for row in cells) + 8 * per_task
+    heights = [max(c.height for c in row) for row in cells]
+    grid = Image.new("RGB", (width, sum(heights) + 8 * len(cells)), "white")
+    y = 0
+    for row, height in zip(cells, heights):
+        x = 0
+        for cell in row:
+            grid.paste(cell, (x, y))
+            x += cell.width + 8
+        y += height + 8
+    grid.save(path)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tasks", default="caption,refcoco,vqa", help="comma-separated: caption,refcoco,vqa")
-    parser.add_argument("--minutes", type=float, default=1.5, help="training time per task (wall clock)")
-    parser.add_argument("--max-update", type=int, default=150, help="updates per task (the LR schedule's length)")
+    parser.add_argument("--max-update", type=int, default=None,
+                        help="updates per task, the LR schedule's length (default: each task's own budget)")
     parser.add_argument("--batch-size", type=int, default=16)
-    parser.add_argument("--lr", type=float, default=5e-4)
+    parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: each task's own)")
     parser.add_argument("--image-size", type=int, default=96, help="--patch-image-size (tiny images are 96 px)")
     parser.add_argument("--restore-file", default=None, help="start from this checkpoint (e.g. a released ofa_tiny.pt)")
     parser.add_argument("--output", type=Path, default=REPO / "checkpoints" / "demo", help="checkpoints, logs, results")
-    parser.add_argument("--data", type=Path, default=REPO / "dataset" / "tiny", help="the tiny dataset (made if missing)")
-    parser.add_argument("--quiet", action="store_true", help="keep train/evaluate output in the log files only")
+    parser.add_argument("--data", type=Path, default=REPO / "dataset" / "tiny",
+                        help="the tiny dataset (made if missing)")
+    parser.add_argument("--resume", action="store_true", help="continue the run already in --output")
+    parser.add_argument("--overwrite", action="store_true", help="delete the run already in --output and start over")
+    parser.add_argument("--no-png", action="store_true", help="skip demo.png")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show train.py/evaluate.py output and library warnings on the console too")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING)  # train/evaluate log to their own files; keep this output short
+    sys.stdout.reconfigure(line_buffering=True)  # stage lines appear as they happen, also in a pipe or file
+    from utils.logging_setup import SHOW_WARNINGS_ENV, configure_logging
+
+    configure_logging(verbose=args.verbose)
+    if args.verbose:
+        os.environ[SHOW_WARNINGS_ENV] = "1"
 
     from dataset.make_tiny_dataset import make_tiny_dataset
 
@@ -150,6 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     unknown = [n for n in names if n not in specs]
     if unknown:
         parser.error(f"unknown task(s) {unknown}; choose from {', '.join(specs)}")
+    check_fresh(args.output, [specs[n].folder for n in names], args.resume, args.overwrite)
     print(f"[demo] tiny dataset in {args.data}")
     make_tiny_dataset(args.data, tasks=[specs[n].folder for n in names], image_size=96)
 
@@ -157,21 +295,28 @@ def main(argv: list[str] | None = None) -> None:
     for name in names:
         spec = specs[name]
         save_dir = args.output / spec.folder
-        print(f"[demo] {name}: finetuning ofa_tiny for up to {args.minutes:g} min ({args.max_update} updates)")
         trained = train(spec, args.data, save_dir, args)
         untrained = starting_point(trained, args.restore_file, save_dir / "checkpoint_untrained.pt")
-        print(f"[demo] {name}: beam-search evaluation on the test split")
         before = evaluate(spec, args.data, untrained, args.output / "results" / spec.folder / "untrained", args)
         after = evaluate(spec, args.data, trained, args.output / "results" / spec.folder / "trained", args)
-        rows.append((name, spec.metric, before[spec.metric], after[spec.metric]))
+        rows.append((name, spec.metric, prior_score(name, args.data), before[spec.metric], after[spec.metric]))
+    if not args.no_png:
+        print("[demo] drawing test images with predictions and ground truth", flush=True)
+        draw_demo_png(names, specs, args, args.output / "demo.png")
 
-    print(f"\n{'task':<10}{'metric':<12}{'untrained':>12}{'finetuned':>12}")
-    for name, metric, before, after in rows:
-        print(f"{name:<10}{metric:<12}{before:>12.4f}{after:>12.4f}")
+    print(f"\n{'task':<10}{'metric':<12}{'prior':>10}{'untrained':>12}{'finetuned':>12}")
+    for name, metric, prior, before, after in rows:
+        prior_text = "-" if prior is None else f"{prior:.4f}"
+        print(f"{name:<10}{metric:<12}{prior_text:>10}{before:>12.4f}{after:>12.4f}")
+    print("(prior: guessing from the training data alone; vqa: the commonest answer per question type, "
+          "refcoco: the mean box)")
     print(f"\n[demo] done in {(time.time() - start) / 60:.1f} min")
     print(f"[demo] checkpoints: {args.output}/<task>/checkpoint_last.pt")
     print(f"[demo] logs:        {args.output}/logs/  (tensorboard --logdir {args.output}/tensorboard)")
-    print(f"[demo] results:     {args.output}/results/<task>/{{untrained,trained}}/test_predict.json, test_metrics.json")
+    print(f"[demo] results:     {args.output}/results/<task>/{{untrained,trained}}/"
+          "test_predict.json, test_metrics.json")
+    if not args.no_png:
+        print(f"[demo] pictures:    {args.output}/demo.png")
 
 
 if __name__ == "__main__":

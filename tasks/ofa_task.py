@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 import torch
-from fairseq import search
 from fairseq.data import FairseqDataset, iterators
 from fairseq.data.encoders.gpt2_bpe import GPT2BPE
 from fairseq.dataclass import FairseqDataclass
@@ -19,12 +18,15 @@ from omegaconf import DictConfig
 
 from data.bert_bpe import BERT_CN_DIR, BertBPE
 from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
-from data.dictionary import BPE_DIR, load_ofa_dictionary
+from data.dictionary import BPE_DIR, VocabLayout, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from data.ofa_dataset import OFADataset
+from tasks.evaluation import encode
+from utils import metrics as metrics_utils
 from utils import precision
 from utils.option_checks import OptionError
 from utils.safe_pickle import load_pickle
+from utils.trie import Trie
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +63,12 @@ class OFAConfig(FairseqDataclass):
     num_bins: int = field(default=1000, metadata={"help": "number of quantization bins"})
     imagenet_default_mean_and_std: bool = field(default=False, metadata={"help": "imagenet normalize"})
     constraint_range: Optional[str] = field(default=None, metadata={"help": "constraint range"})
+    jpeg_draft_decode: bool = field(
+        default=False,
+        metadata={"help": "decode JPEG images at a reduced DCT scale that keeps them at least twice "
+                          "--patch-image-size (faster on large photos; pixels differ from a full decode, so off "
+                          "reproduces the original)"},
+    )
     skip_bad_rows: bool = field(
         default=False,
         metadata={"help": "log and skip TSV rows that cannot be decoded (wrong column count, bad base64 or image, "
@@ -135,7 +143,11 @@ class OFATask(FairseqTask):
                 "gpt2_encoder_json": os.path.join(self.bpe_dir, "encoder.json"),
                 "gpt2_vocab_bpe": os.path.join(self.bpe_dir, "vocab.bpe"),
             }))
-        self.constraint_trie = None
+        self.vocab = VocabLayout.of(tgt_dict, cfg.code_dict_size, cfg.num_bins)
+        self.constraint_trie: Optional[Trie] = None
+        #: evaluate a checkpoint trained for something else (``evaluate.py --zero-shot``), as the original's
+        #: zero-shot steps: generators apply the vocabulary constraints to the log-probs and drop the answer trie
+        self.zero_shot = False
 
     @property
     def bpe_dir(self) -> str:
@@ -182,6 +194,8 @@ class OFATask(FairseqTask):
             "imagenet_default_mean_and_std": self.cfg.imagenet_default_mean_and_std,
             "skip_bad_rows": self.cfg.skip_bad_rows,
             "max_image_pixels": self.cfg.max_image_pixels,
+            "jpeg_draft_decode": self.cfg.jpeg_draft_decode,
+            "vocab": self.vocab,
         }
 
     def get_batch_iterator(self, dataset, max_tokens=None, max_sentences=None, max_positions=None,
@@ -237,35 +251,30 @@ class OFATask(FairseqTask):
 
     def build_constraint_trie(self, answers) -> None:
         """Trie of ``bos + answer + eos`` over the candidate answers; sets ``index2ans`` and ``answer_items``."""
-        from utils.trie import Trie
-
-        self.constraint_trie = Trie(self.tgt_dict.eos())
+        self.constraint_trie = Trie(self.vocab.eos)
         self.index2ans, self.answer_items = {}, []
         for i, answer in enumerate(answers):
             item = self.encode_answer(answer)
             self.index2ans[i] = answer
             self.answer_items.append(item)
-            self.constraint_trie.insert([self.tgt_dict.bos()] + item.tolist() + [self.tgt_dict.eos()])
+            self.constraint_trie.insert([self.vocab.bos] + item.tolist() + [self.vocab.eos])
 
-    def build_candidate_batches(self) -> None:
-        """``valid_answers_list`` / ``valid_constraint_masks_list``: the candidates and their (len + 1, vocab)
-        masks in chunks of ``valid_batch_size``, for scoring every candidate at validation."""
-        masks = []
-        for item in self.answer_items:
-            mask = torch.zeros((len(item) + 1, len(self.tgt_dict)), dtype=torch.bool)
-            for i in range(len(item) + 1):
-                mask[i, self.constraint_trie.get_next_layer([self.src_dict.bos()] + item[:i].tolist())] = True
-            masks.append(mask)
-        size = self.cfg.valid_batch_size
-        self.valid_answers_list = [self.answer_items[i:i + size] for i in range(0, len(masks), size)]
-        self.valid_constraint_masks_list = [masks[i:i + size] for i in range(0, len(masks), size)]
+    def best_candidate_answers(self, model, sample) -> list[str]:
+        """Score every candidate answer after each sample's decoder prompt, normalised over the tokens the answer
+        trie allows at each position as the original does; the best answer per sample."""
+        if self.constraint_trie is None:
+            raise ValueError(f"{self.cfg._name}: no candidate answer set to score (--unconstrained-training); "
+                             "decode answers with beam search instead")
+        scores = model.score_answers_in_trie(encode(model, sample), sample["decoder_prompts"], self.answer_items,
+                                             self.constraint_trie)
+        return [self.index2ans[i] for i in scores.argmax(1).tolist()]
 
-    # ---- model, generation, steps -----------------------------------------------------------------------------
+    # ---- model, generation ------------------------------------------------------------------------------------
 
     @property
     def generates_at_validation(self) -> bool:
         """Whether validation decodes with ``sequence_generator`` (built from ``eval_args`` in build_model)."""
-        return False
+        return self.metric_generates and self.scores_at_validation
 
     def build_model(self, cfg: FairseqDataclass, from_checkpoint: bool = False):
         model = super().build_model(cfg, from_checkpoint)
@@ -277,58 +286,18 @@ class OFATask(FairseqTask):
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):
-        """A :class:`models.sequence_generator.SequenceGenerator` with fairseq's search options, the task's
-        ``constraint_range`` and, for closed answer sets, its ``constraint_trie``."""
-        if getattr(args, "score_reference", False):
-            from fairseq.sequence_scorer import SequenceScorer
-            return SequenceScorer(self.target_dictionary, compute_alignment=getattr(args, "print_alignment", False))
+        """fairseq's generator built with OFA's :class:`models.sequence_generator.SequenceGenerator`, the task's
+        ``--constraint-range``, its candidate-answer trie and its :attr:`zero_shot` mode."""
         from models.sequence_generator import SequenceGenerator
 
-        search_strategy = self.build_search_strategy(args, prefix_allowed_tokens_fn)
-        generator = (seq_gen_cls or SequenceGenerator)(
-            models,
-            self.target_dictionary,
-            beam_size=getattr(args, "beam", 5),
-            max_len_a=getattr(args, "max_len_a", 0),
-            max_len_b=getattr(args, "max_len_b", 200),
-            min_len=getattr(args, "min_len", 1),
-            normalize_scores=not getattr(args, "unnormalized", False),
-            len_penalty=getattr(args, "lenpen", 1),
-            unk_penalty=getattr(args, "unkpen", 0),
-            temperature=getattr(args, "temperature", 1.0),
-            match_source_len=getattr(args, "match_source_len", False),
-            no_repeat_ngram_size=getattr(args, "no_repeat_ngram_size", 0),
-            search_strategy=search_strategy,
-            constraint_range=self.cfg.constraint_range,
-            **(extra_gen_cls_kwargs or {}),
-        )
-        if self.constraint_trie is not None:
+        extra = {"constraint_range": self.cfg.constraint_range, "zero_shot": self.zero_shot,
+                 **(extra_gen_cls_kwargs or {})}
+        generator = super().build_generator(models, args, seq_gen_cls or SequenceGenerator, extra,
+                                            prefix_allowed_tokens_fn)
+        if self.constraint_trie is not None and not self.zero_shot:
+            # set after construction, as the original does: the trie takes precedence over --constraint-range
             generator.constraint_trie = self.constraint_trie
         return generator
-
-    def build_search_strategy(self, args, prefix_allowed_tokens_fn=None):
-        """fairseq's search for ``--sampling``, diverse beams, ``--constraints``...; beam search by default."""
-        sampling = getattr(args, "sampling", False)
-        diverse_beam_groups = getattr(args, "diverse_beam_groups", -1)
-        match_source_len = getattr(args, "match_source_len", False)
-        diversity_rate = getattr(args, "diversity_rate", -1)
-        if sum([sampling, diverse_beam_groups > 0, match_source_len, diversity_rate > 0]) > 1:
-            raise ValueError("Provided Search parameters are mutually exclusive.")
-        prefix_allowed_tokens_fn = prefix_allowed_tokens_fn or getattr(args, "prefix_allowed_tokens_fn", None)
-        dictionary = self.target_dictionary
-        if sampling:
-            return search.Sampling(dictionary, getattr(args, "sampling_topk", -1), getattr(args, "sampling_topp", -1.0))
-        if diverse_beam_groups > 0:
-            return search.DiverseBeamSearch(dictionary, diverse_beam_groups, getattr(args, "diverse_beam_strength", 0.5))
-        if match_source_len:
-            return search.LengthConstrainedBeamSearch(dictionary, min_len_a=1, min_len_b=0, max_len_a=1, max_len_b=0)
-        if diversity_rate > -1:
-            return search.DiverseSiblingsSearch(dictionary, diversity_rate)
-        if getattr(args, "constraints", False):
-            return search.LexicallyConstrainedBeamSearch(dictionary, args.constraints)
-        if prefix_allowed_tokens_fn:
-            return search.PrefixConstrainedBeamSearch(dictionary, prefix_allowed_tokens_fn)
-        return search.BeamSearch(dictionary)
 
     def train_step(self, sample, model, criterion, optimizer, update_num, ignore_grad=False, **extra_kwargs):
         """As fairseq's, but the criterion receives ``update_num`` (OFA's drop-worst schedule needs it)."""
@@ -346,48 +315,76 @@ class OFATask(FairseqTask):
         return loss, sample_size, logging_output
 
     def valid_step(self, sample, model, criterion, **extra_kwargs):
-        """The criterion's loss plus the task metric sums of :meth:`valid_metrics` (on the EMA model with
-        ``--uses-ema``)."""
+        """The criterion's loss plus the sums of :attr:`metric_name` from :meth:`eval_step`, the step
+        evaluate.py runs (on the EMA model with ``--uses-ema``)."""
         loss, sample_size, logging_output = super().valid_step(sample, model, criterion)
-        if getattr(self.cfg, "uses_ema", False):
+        if self.uses_ema:
             if extra_kwargs.get("ema_model") is None:
                 raise ValueError("--uses-ema needs the trainer to pass ema_model (train with --store-ema)")
             model = extra_kwargs["ema_model"]
         model.eval()
-        with torch.no_grad():
-            logging_output.update(self.valid_metrics(sample, model))
+        if self.scores_at_validation:
+            with torch.no_grad():
+                logging_output.update(self.valid_metrics(sample, model))
         return loss, sample_size, logging_output
 
     @property
-    def valid_metric(self) -> Optional[str]:
-        """Name of the metric validation logs (what ``--best-checkpoint-metric`` selects); None: loss only."""
+    def uses_ema(self) -> bool:
+        """``--uses-ema``: fairseq's ``Trainer.valid_step`` reads this to pass the EMA model as ``ema_model``."""
+        return bool(getattr(self.cfg, "uses_ema", False))
+
+    # ---- evaluation: the same steps for validation, evaluate.py and prediction -------------------------------
+
+    #: the one metric name of the task: validation logs, ``--best-checkpoint-metric`` and evaluate.py's metrics
+    metric_name: Optional[str] = None
+    #: the task option that switches the validation metric on (``eval_acc`` ...); None: always on
+    metric_flag: Optional[str] = None
+    #: whether :meth:`eval_step` decodes with a generator (built for validation from ``--eval-args``)
+    metric_generates: bool = False
+
+    @property
+    def scores_at_validation(self) -> bool:
+        """Whether validation computes :attr:`metric_name`."""
+        return self.metric_name is not None and (self.metric_flag is None or bool(getattr(self.cfg, self.metric_flag)))
+
+    def eval_step(self, generator, models, sample, **kwargs) -> tuple[list[dict], Optional[list[float]]]:
+        """Per-sample result dicts (the rows of ``{subset}_predict.json``) and per-sample scores (None when
+        the metric is corpus-level) of one batch."""
+        raise NotImplementedError(f"task '{self.cfg._name}' has no evaluation step")
+
+    def sample_references(self, sample) -> Optional[list]:
+        """Per-sample references that :meth:`compute_metrics` needs beyond the results (captions), else None."""
         return None
 
-    def valid_metrics(self, sample, model) -> dict:
-        """``_<metric>_sum``/``_<metric>_cnt`` of one valid batch, from the same per-task step as evaluate.py."""
-        if self.valid_metric is None:
-            return {}
-        from utils.eval_utils import eval_step
+    def compute_metrics(self, records: list[dict]) -> dict[str, float]:
+        """Final metrics from merged records (``result``, ``score`` and ``references`` of every sample): by
+        default the mean score under :attr:`metric_name`."""
+        scores = [record["score"] for record in records if record.get("score") is not None]
+        return {self.metric_name: metrics_utils.mean(scores)} if scores and self.metric_name else {}
 
-        results, scores = eval_step(self, getattr(self, "sequence_generator", None), [model], sample)
+    def valid_metrics(self, sample, model) -> dict:
+        """``_<metric>_sum``/``_<metric>_cnt`` of one valid batch, from :meth:`eval_step`."""
+        results, scores = self.eval_step(getattr(self, "sequence_generator", None), [model], sample)
         if scores is None:
             scores = self.sample_scores(results, sample)
-        return {f"_{self.valid_metric}_sum": float(sum(scores)), f"_{self.valid_metric}_cnt": len(scores)}
+        return {f"_{self.metric_name}_sum": float(sum(scores)), f"_{self.metric_name}_cnt": len(scores)}
 
     def sample_scores(self, results: list, sample: dict) -> list:
-        """Per-sample scores for tasks whose evaluation step leaves them to the corpus (caption, gigaword)."""
+        """Per-sample validation scores of tasks whose evaluation step leaves them to the corpus (caption, gigaword)."""
         raise NotImplementedError(f"{type(self).__name__} has no per-sample validation score")
 
     def reduce_metrics(self, logging_outputs, criterion):
         super().reduce_metrics(logging_outputs, criterion)
-        name = self.valid_metric
+        name = self.metric_name
         if name is None:
             return
         count = sum(log.get(f"_{name}_cnt", 0) for log in logging_outputs)
         if count > 0:
             metrics.log_scalar(f"_{name}_sum", sum(log.get(f"_{name}_sum", 0) for log in logging_outputs))
             metrics.log_scalar(f"_{name}_cnt", count)
-            metrics.log_derived(name, lambda meters: round(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum, 4))
+            # the sums are tensors after a distributed run's all-reduce
+            metrics.log_derived(name, lambda meters: round(
+                float(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum), 4))
 
     def max_positions(self):
         return self.cfg.max_source_positions, self.cfg.max_target_positions

@@ -62,3 +62,16 @@ def make_task(write_tsv):
         task.load_dataset(split)
         return task, task.datasets[split]
     return make
+
+
+@pytest.fixture(scope="session")
+def e2e_caption_checkpoint(tmp_path_factory, shared) -> Path:
+    """The original's caption checkpoint of ``e2e_caption/`` (original format), unpacked once per session."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ckpt_pack", shared / "ckpt_pack.py")
+    ckpt_pack = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ckpt_pack)
+    path = tmp_path_factory.mktemp("e2e_caption") / "checkpoint.pt"
+    ckpt_pack.unpack(str(shared / "e2e_caption" / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
+    return path

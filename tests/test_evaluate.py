@@ -19,7 +19,7 @@ PIECES = (
     "tasks.ofa_task:OFATask",
     "tasks:",
     "criterions:",
-    "utils.checkpoint_utils:load_model_ensemble_and_task",
+    "tasks.loading:load_model_ensemble_and_task",
 )
 
 
@@ -104,15 +104,14 @@ def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
     assert 0 <= scores["Bleu_4"] <= 1 and scores["CIDEr"] > 0
 
 
-def test_hugging_face_round_trip_evaluates_alike_with_zero_shot(e2e, e2e_checkpoint, tmp_path):
-    """A checkpoint converted to the HF layout and back holds no task: --zero-shot gives the original's captions."""
-    from utils.convert_checkpoint import main as convert
+def test_hugging_face_round_trip_evaluates_alike(e2e, e2e_checkpoint, tmp_path):
+    """A checkpoint converted to the HF layout and back keeps its task (configuration.json): the original's
+    captions, with no --zero-shot and no --patch-image-size."""
+    from scripts.convert_checkpoint import main as convert
 
     convert(["to-hf", str(e2e_checkpoint), str(tmp_path / "hf")])
     convert(["to-fairseq", str(tmp_path / "hf"), str(tmp_path / "back.pt")])
-    args = _caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv")
-    assert "holds no task configuration" in _in_process_error(args)  # without --zero-shot
-    proc = _run(args + ["--zero-shot", "--selected-cols", "0,4,2", "--patch-image-size", "96"])
+    proc = _run(_caption_args(tmp_path / "back.pt", tmp_path, e2e / "test.tsv"))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert json.loads((tmp_path / "test_predict.json").read_text()) == json.loads(
         (e2e / "expected_predict.json").read_text())
@@ -178,14 +177,14 @@ def test_model_overrides_must_be_a_dict_literal(e2e, e2e_checkpoint, tmp_path):
 TASK_RUNS = {
     # task -> (fixture task, extra evaluate.py flags, result keys, metric keys)
     "refcoco": ("refcoco", ["--beam=2", "--min-len=4", "--max-len-a=0", "--max-len-b=4"], {"uniq_id", "box"},
-                {"acc@0.5"}),
+                {"score"}),
     "vqa_allcand": ("vqa_gen", [], {"question_id", "answer"}, {"vqa_score"}),
     "vqa_beam": ("vqa_gen", ["--beam-search-vqa-eval", "--beam=2", "--max-len-b=20", "--unnormalized"],
                  {"question_id", "answer"}, {"vqa_score"}),
-    "snli_ve": ("snli_ve", [], {"uniq_id", "answer"}, {"accuracy"}),
-    "image_classify": ("image_classify", [], {"uniq_id", "answer"}, {"accuracy"}),
-    "mnli": ("mnli", [], {"hyp", "ref"}, {"accuracy"}),
-    "gigaword": ("gigaword", ["--beam=2", "--max-len-b=6"], {"hyp", "ref"}, {"rouge1", "rouge2", "rougeL"}),
+    "snli_ve": ("snli_ve", [], {"uniq_id", "answer"}, {"snli_score"}),
+    "image_classify": ("image_classify", [], {"uniq_id", "answer"}, {"score"}),
+    "mnli": ("mnli", [], {"hyp", "ref"}, {"acc"}),
+    "gigaword": ("gigaword", ["--beam=2", "--max-len-b=6"], {"hyp", "ref"}, {"rouge1_f1", "rouge2_f1", "rougeL_f1"}),
 }
 
 
@@ -244,6 +243,8 @@ def test_tiny_checkpoint_every_task(run, e2e_checkpoint, data_parity, tmp_path):
     scores = json.loads((results / "test_metrics.json").read_text())
     assert scores["task"] == task_name and scores["num_samples"] == 4
     assert metric_keys <= set(scores)
+    # one name per task: evaluate.py reports the metric validation logs and --best-checkpoint-metric selects
+    assert _task(task_name).metric_name in scores
     if "box" in result_keys:
         assert all(len(p["box"]) == 4 for p in predictions)
 
@@ -255,20 +256,38 @@ def _records(results, scores=None):
     return [{"result": r, "score": s, "references": None} for r, s in zip(results, scores)]
 
 
-def test_compute_metrics_per_task():
-    from utils.eval_utils import compute_metrics
+def _task(name: str, **cfg):
+    """A task built from its config alone (no data), as fairseq registers it."""
+    import tasks  # noqa: F401
+    from fairseq.tasks import setup_task
+    from omegaconf import OmegaConf
 
+    return setup_task(OmegaConf.create({"_name": name, **cfg}))
+
+
+def test_compute_metrics_per_task():
     vqa = _records([{"question_id": i, "answer": "yes"} for i in range(4)], [1.0, 0.3, 0.0, 0.9])
-    assert compute_metrics("vqa_gen", vqa) == pytest.approx({"vqa_score": 0.55})
+    assert _task("vqa_gen").compute_metrics(vqa) == pytest.approx({"vqa_score": 0.55})
     boxes = _records([{"uniq_id": str(i), "box": [0, 0, 1, 1]} for i in range(4)], [1.0, 0.0, 1.0, 1.0])
-    assert compute_metrics("refcoco", boxes) == pytest.approx({"acc@0.5": 0.75})
-    assert compute_metrics("snli_ve", boxes) == pytest.approx({"accuracy": 0.75})
+    assert _task("refcoco").compute_metrics(boxes) == pytest.approx({"score": 0.75})
+    assert _task("snli_ve").compute_metrics(boxes) == pytest.approx({"snli_score": 0.75})
     pairs = [("yes", "yes"), ("yes", "no"), ("no", "no"), ("no", "yes")]
     glue = _records([{"hyp": h, "ref": r} for h, r in pairs])
-    assert compute_metrics("mrpc", glue) == pytest.approx({"accuracy": 0.5, "f1": 0.5})
-    assert compute_metrics("cola", glue) == pytest.approx({"accuracy": 0.5, "mcc": 0.0})
+    assert _task("mrpc").compute_metrics(glue) == pytest.approx({"acc": 0.5, "f1": 0.5})
+    assert _task("cola").compute_metrics(glue) == pytest.approx({"acc": 0.5, "mcc": 0.0})
+    assert _task("sst2").compute_metrics(glue) == pytest.approx({"acc": 0.5})
     summaries = _records([{"hyp": "the cat sat", "ref": "the cat ran"}])
-    assert compute_metrics("gigaword", summaries) == pytest.approx({"rouge1": 2 / 3, "rouge2": 0.5, "rougeL": 2 / 3})
+    assert _task("gigaword").compute_metrics(summaries) == pytest.approx(
+        {"rouge1_f1": 100 * 2 / 3, "rouge2_f1": 50.0, "rougeL_f1": 100 * 2 / 3})
+    captions = [{"result": {"image_id": str(i), "caption": caption}, "score": None, "references": refs}
+                for i, (caption, refs) in enumerate([("a red car", ["a red car.", "red car"]),
+                                                     ("two dogs", ["two dogs on grass"])])]
+    scores = _task("caption").compute_metrics(captions)
+    assert scores["cider"] > 0
+    # the same CIDEr-D as validation's per-sample scores of these captions, averaged
+    task = _task("caption")
+    per_sample = task.cider_scorer.score(["a red car", "two dogs"], [["a red car", "red car"], ["two dogs on grass"]])
+    assert scores["cider"] == pytest.approx(per_sample.mean())
 
 
 def test_ema_eval_uses_the_stored_ema_weights(e2e_checkpoint, data_parity, tmp_path):
@@ -309,26 +328,28 @@ def test_zero_shot_vqa_on_a_caption_checkpoint(e2e_checkpoint, data_parity, tmp_
 
 def test_zero_shot_refcoco_uses_the_zero_shot_generator(e2e_checkpoint, data_parity, tmp_path):
     """As the original's zero-shot step (refcoco and snli_ve too, not only VQA): no answer trie, and vocabulary
-    constraints on the log-probs rather than the logits; without --zero-shot the generator is left as built."""
+    constraints on the log-probs rather than the logits; configured once on the task (evaluate.py --zero-shot)."""
     from argparse import Namespace
 
-    from utils import checkpoint_utils
-    from utils.eval_utils import eval_step
+    from tasks.loading import load_model_ensemble_and_task
 
     data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
     checkpoint = tmp_path / "checkpoint.pt"
     _make_tiny_checkpoint(e2e_checkpoint, "refcoco", {**task_cfg, "constraint_range": "58457,59457"}, checkpoint)
-    models, _, task = checkpoint_utils.load_model_ensemble_and_task([str(checkpoint)])
+    models, _, task = load_model_ensemble_and_task([str(checkpoint)])
     models[0].eval()
     task.load_dataset("test")
     dataset = task.dataset("test")
     sample = dataset.collater([dataset[i] for i in range(len(dataset))])
-    generator = task.build_generator(models, Namespace(beam=2, min_len=4, max_len_a=0, max_len_b=4))
+    args = Namespace(beam=2, min_len=4, max_len_a=0, max_len_b=4)
+    generator = task.build_generator(models, args)
     with torch.no_grad():
-        results, _ = eval_step(task, generator, models, sample)
+        results, _ = task.eval_step(generator, models, sample)
         assert not generator.zero_shot
-        zero_shot_results, hits = eval_step(task, generator, models, sample, zero_shot=True)
-    assert generator.zero_shot and generator.constraint_trie is None
+        task.zero_shot = True
+        zero_shot_generator = task.build_generator(models, args)
+        zero_shot_results, hits = task.eval_step(zero_shot_generator, models, sample)
+    assert zero_shot_generator.zero_shot and zero_shot_generator.constraint_trie is None
     assert [r["uniq_id"] for r in zero_shot_results] == [r["uniq_id"] for r in results] and len(hits) == 4
     assert all(len(r["box"]) == 4 for r in zero_shot_results)
 
@@ -362,6 +383,22 @@ def test_tiny_checkpoint_image_gen(e2e_checkpoint, tmp_path):
     predictions = _evaluate_tiny(checkpoint, "image_gen", data, tmp_path / "results", flags)
     assert [p["sample_id"] for p in predictions] == ["0", "1"]
     scores = json.loads((tmp_path / "results" / "test_metrics.json").read_text())
-    assert scores["clip_score"] == pytest.approx(sum(p["score"] for p in predictions) / 2)
+    assert scores["score"] == pytest.approx(sum(p["score"] for p in predictions) / 2)
     assert len(list((images / "all_results").glob("*.png"))) == 4  # 2 captions x beam 2
     assert sorted(p.name for p in (images / "top1").glob("*.png")) == ["a red car_0.png", "two dogs on the grass_0.png"]
+
+
+def test_positional_data_is_read_and_string_question_ids_kept(e2e_checkpoint, data_parity, tmp_path):
+    """DATA alone names the file (no data in --model-overrides); non-numeric VQA ids are written as strings."""
+    import evaluate
+
+    data, task_cfg = _tiny_task_files(data_parity, "vqa_gen", tmp_path)
+    data.write_text("".join("q" + line + "\n" for line in data.read_text().splitlines()))
+    _make_tiny_checkpoint(e2e_checkpoint, "vqa_gen", task_cfg, tmp_path / "vqa.pt")
+    args = [str(data), f"--path={tmp_path / 'vqa.pt'}", "--task=vqa_gen", "--batch-size=2", "--cpu",
+            "--num-workers=0", "--gen-subset=test", f"--results-path={tmp_path / 'results'}", "--no-progress-bar",
+            f"--model-overrides={_overrides(data='/nonexistent/train.tsv,/nonexistent/valid.tsv')}"]
+    assert "differ: give one" in _in_process_error(args)
+    evaluate.cli_main(args[:-1] + [f"--model-overrides={_overrides(bpe_dir=str(REPO / 'utils' / 'BPE'))}"])
+    predictions = json.loads((tmp_path / "results" / "test_predict.json").read_text())
+    assert [p["question_id"] for p in predictions] == [line.split("\t")[0] for line in data.read_text().splitlines()]

@@ -80,6 +80,7 @@ for _task in GLUE_TASKS:
     LAYOUT[f"glue_data/{_task}_dev.tsv"] = (f"glue/{_task}/valid.tsv", EVAL_ROWS)
 # checkpoints the scripts restore or evaluate by default (empty placeholders for dry runs)
 DEFAULT_CHECKPOINTS = (
+    "ofa_6b.pt", "ofa_huge.pt",
     "ofa_large.pt", "ofa_base.pt", "caption_stage1_best.pt", "caption_stage1_base_best.pt",
     "caption_large_best_clean.pt", "caption_base_best.pt", "caption_huge_best.pt", "vqa_large_best.pt",
     "vqa_base_best.pt", "vqa_unconstrained_best.pt",
@@ -144,6 +145,12 @@ EXPECTED = {
     "caption/train_caption_stage1_el.sh": (1, {**_CAPTION1, **_CAPTION1_EL, "--drop-best-ratio": "absent"}),
     "caption/train_caption_stage1_el_db.sh": (1, {**_CAPTION1, **_CAPTION1_EL, "--drop-best-ratio": "0.05",
                                                   "--drop-best-after": "2500"}),
+    "caption/train_caption_stage1_huge_fsdp.sh": (1, {**_CAPTION1, "--arch": "ofa_huge",
+                                                      "--ddp-backend": "fully_sharded",
+                                                      "--restore-file": "{ckpt}/ofa_huge.pt"}),
+    "caption/train_caption_stage1_6b_fsdp.sh": (1, {**_CAPTION1, "--arch": "ofa_6b", "--ddp-backend": "fully_sharded",
+                                                    "--restore-file": "{ckpt}/ofa_6b.pt", "--batch-size": "4",
+                                                    "--update-freq": "8"}),
     "caption/train_caption_stage2.sh": (1, _CAPTION2),
     "caption/train_caption_stage2_base.sh": (1, {**_CAPTION2, "--arch": "ofa_base", "--end-learning-rate": "absent",
                                                  "--restore-file": "{ckpt}/caption_stage1_base_best.pt"}),

@@ -147,7 +147,9 @@ def test_corrupt_last_checkpoint_is_reported_and_kept(caption_data, uninterrupte
     last_line = result.stderr.strip().splitlines()[-1]
     assert last_line.startswith("train.py: error: ") and str(corrupt) in last_line
     assert "truncated or corrupt" in last_line
-    assert corrupt.read_bytes() == before and sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt", "train.lock"]
+    # nothing written but the save dir's lock and train.py's config/model dump (train_details.log)
+    assert corrupt.read_bytes() == before
+    assert sorted(os.listdir(tmp_path)) == ["checkpoint_last.pt", "train.lock", "train_details.log"]
 
 
 def _free_port() -> int:
@@ -211,9 +213,9 @@ def build_scheduler(*flags: str):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
     from fairseq.optim.lr_scheduler import build_lr_scheduler
 
-    import tasks  # noqa: F401
-    from utils import lr_scheduler  # noqa: F401
+    from tasks.loading import register_ofa_components
 
+    register_ofa_components()
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, ["data", "--task", "caption", "--arch", "ofa_tiny", "--optimizer",
                                                 "adam", "--lr", str(LR), *flags])
@@ -304,7 +306,7 @@ def test_resumed_epoch_reads_each_row_once(caption_data):
     """Rows are read by index: fast-forwarding the batch iterator continues at the first unread row."""
     from fairseq import tasks
 
-    from utils.checkpoint_utils import register_ofa_components
+    from tasks.loading import register_ofa_components
 
     register_ofa_components()
     cfg = OmegaConf.create({"_name": "caption", "data": caption_data, "selected_cols": "0,4,2",

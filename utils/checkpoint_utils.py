@@ -139,13 +139,6 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict
         model.load_state_dict(state_dict, strict=strict)
 
 
-def register_ofa_components() -> None:
-    """Import the OFA packages so their models, tasks and criterions are in fairseq's registries."""
-    import criterions  # noqa: F401
-    import models  # noqa: F401
-    import tasks  # noqa: F401
-
-
 def checkpoint_cfg(state: dict, path: str):
     """The checkpoint's config as OmegaConf (legacy ``args`` converted)."""
     if state.get("args") is not None:
@@ -153,37 +146,6 @@ def checkpoint_cfg(state: dict, path: str):
     if state.get("cfg") is not None:
         return state["cfg"]
     raise CheckpointError(f"{path}: checkpoint holds neither 'cfg' nor 'args'")
-
-
-def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[Dict[str, Any]] = None, task=None,
-                                 strict: bool = True, suffix: str = "", state: Optional[dict] = None):
-    """Models, config and task from checkpoints, as fairseq's function of that name (without model sharding).
-
-    The task is set up from the first checkpoint's config (updated by ``arg_overrides``) unless ``task`` is given.
-    """
-    from fairseq import tasks as fairseq_tasks
-
-    if state is not None and len(filenames) != 1:
-        raise ValueError("a preloaded state needs exactly one filename")
-    register_ofa_components()
-    ensemble, cfg = [], None
-    for filename in filenames:
-        filename = filename.replace(".pt", suffix + ".pt") if suffix else filename
-        if state is None:
-            state = load_checkpoint_to_cpu(filename, arg_overrides)
-        cfg = checkpoint_cfg(state, filename)
-        if task is None:
-            task = fairseq_tasks.setup_task(cfg.task, from_checkpoint=True)
-        if "task_state" in state:
-            task.load_state_dict(state["task_state"])
-        model = task.build_model(cfg.model, from_checkpoint=True)
-        history = state.get("optimizer_history") or [{}]
-        if "num_updates" in history[-1]:
-            model.set_num_updates(history[-1]["num_updates"])
-        load_model_state(model, state["model"], filename, strict=strict, model_cfg=cfg.model)
-        ensemble.append(model)
-        state = None
-    return ensemble, cfg, task
 
 
 # ---- model checksum ------------------------------------------------------------------------------------------

@@ -1,8 +1,10 @@
 """``--lr-scheduler polynomial_decay`` with the original OFA's ``--warmup-ratio`` (its fairseq fork's addition).
 
-Importing this module puts :class:`PolynomialDecayWithWarmupRatio` in fairseq's registry under the name
-``polynomial_decay`` (the OFA run scripts use that name with ``--warmup-ratio``); without ``--warmup-ratio`` it
-behaves exactly as fairseq's schedule.
+:func:`use_polynomial_decay_with_warmup_ratio` (called when the repository is imported as fairseq's
+``--user-dir`` and by :func:`tasks.loading.register_ofa_components`) replaces fairseq's ``polynomial_decay``
+registration by :class:`PolynomialDecayWithWarmupRatio`, as the original's fork does (the OFA run scripts use that
+name with ``--warmup-ratio``); without ``--warmup-ratio`` it behaves exactly as fairseq's schedule. Importing
+this module changes nothing.
 """
 import logging
 from dataclasses import dataclass, field
@@ -87,8 +89,13 @@ class PolynomialDecayWithWarmupRatio(PolynomialDecayLRSchedule):
         return self.optimizer.get_lr()
 
 
-def _register_under_fairseq_name() -> None:
-    """Take over the ``polynomial_decay`` registry entry (fairseq refuses a second registration of a name)."""
+def use_polynomial_decay_with_warmup_ratio() -> None:
+    """Make ``--lr-scheduler polynomial_decay`` OFA's schedule with ``--warmup-ratio`` (idempotent; logged once).
+
+    fairseq refuses a second registration of a name, so its registry entries are replaced directly.
+    """
+    if LR_SCHEDULER_REGISTRY.get(SCHEDULER_NAME) is PolynomialDecayWithWarmupRatio:
+        return
     LR_SCHEDULER_REGISTRY[SCHEDULER_NAME] = PolynomialDecayWithWarmupRatio
     LR_SCHEDULER_DATACLASS_REGISTRY[SCHEDULER_NAME] = PolynomialDecayWithWarmupRatioConfig
     # fairseq's option parser and hydra read the dataclass from these two places
@@ -96,6 +103,5 @@ def _register_under_fairseq_name() -> None:
     node = PolynomialDecayWithWarmupRatioConfig()
     node._name = SCHEDULER_NAME
     ConfigStore.instance().store(name=SCHEDULER_NAME, group="lr_scheduler", node=node, provider="fairseq")
-
-
-_register_under_fairseq_name()
+    logger.info("--lr-scheduler %s is OFA's %s (fairseq's schedule plus --warmup-ratio)", SCHEDULER_NAME,
+                PolynomialDecayWithWarmupRatio.__name__)

@@ -1,7 +1,9 @@
 """Prefix tree over token-id sequences: which tokens may follow a prefix (constrained decoding)."""
 from __future__ import annotations
 
-from typing import Dict, Iterable, List
+from typing import Dict, Iterable, List, Sequence
+
+import torch
 
 
 class Trie:
@@ -29,3 +31,12 @@ class Trie:
             if node is None:
                 return [self.eos]
         return list(node)
+
+    def answer_masks(self, answer: Sequence[int], vocab_size: int, bos: int) -> torch.Tensor:
+        """(len(answer), vocab_size) bool: row i allows the tokens the trie lets follow ``[bos] + answer[:i]``
+        (``answer`` ends with eos), the constraint mask of teacher-forced answer positions."""
+        answer = [int(token) for token in answer]
+        mask = torch.zeros((len(answer), vocab_size), dtype=torch.bool)
+        for i in range(len(answer)):
+            mask[i, self.get_next_layer([bos] + answer[:i])] = True
+        return mask

@@ -2,13 +2,11 @@
 from __future__ import annotations
 
 import logging
-import string
 
+from data.data_utils import strip_punctuation
 from data.ofa_dataset import OFADataset
 
 logger = logging.getLogger(__name__)
-
-_STRIP_PUNCTUATION = str.maketrans({key: None for key in string.punctuation})
 
 
 PROMPT = " what does the image describe?"
@@ -42,13 +40,13 @@ class CaptionDataset(OFADataset):
     def process_row(self, index, row):
         uniq_id, _, caption = row
         if self.split == "train" and not self.scst:
-            words = caption.translate(_STRIP_PUNCTUATION).strip().split()
+            words = strip_punctuation(caption).split()
             tgt_caption = " ".join(words[: self.max_tgt_length])
             if not words:
                 self._note_empty_caption(row)
         else:
             caption = " ".join(caption.strip().split())
-            tgt_caption = "&&".join(cap.translate(_STRIP_PUNCTUATION).strip() for cap in caption.split("&&"))
+            tgt_caption = "&&".join(strip_punctuation(cap) for cap in caption.split("&&"))
         src_item = self.encode_text(PROMPT_CN if self.chinese else PROMPT, append_bos=True, append_eos=True)
         tgt_item = self.encode_text(" {}".format(tgt_caption))
         return {

@@ -17,22 +17,18 @@ class ImageGenDataset(OFADataset):
 
     num_selected_cols = (2, 3, 4)
 
-    def __init__(self, *args, code_dict_size: int = 8192, code_image_size: int = 256, num_bins: int = 1000,
-                 **kwargs):
+    def __init__(self, *args, code_image_size: int = 256, **kwargs):
         super().__init__(*args, **kwargs)
-        self.code_dict_size = code_dict_size
         self.num_codes = (code_image_size // 8) ** 2
-        self.num_bins = num_bins
         self.empty_image_base64 = encode_image_base64(Image.new("RGB", (code_image_size, code_image_size)))
-        self.code_offset = len(self.src_dict) - code_dict_size - num_bins  # id of <code_0>
 
     def read_codes(self, row, field: int) -> torch.Tensor:
         try:
             codes = torch.LongTensor([int(v) for v in row[field].strip().split()])
         except ValueError as e:
             raise row.error(field, f"image code is not space-separated integers ({e})") from None
-        if codes.numel() != self.num_codes or (codes.numel() and not 0 <= int(codes.min()) <= int(codes.max()) < self.code_dict_size):
-            raise row.error(field, f"image code must be {self.num_codes} integers in [0, {self.code_dict_size})")
+        if codes.numel() != self.num_codes or (codes.numel() and not 0 <= int(codes.min()) <= int(codes.max()) < self.vocab.code_dict_size):
+            raise row.error(field, f"image code must be {self.num_codes} integers in [0, {self.vocab.code_dict_size})")
         return codes
 
     def process_row(self, index, row):
@@ -50,5 +46,5 @@ class ImageGenDataset(OFADataset):
             "source": src_item,
             "code_mask": torch.tensor([True]),
             "code_image": image,
-            **self.seq2seq_items(codes + self.code_offset),
+            **self.seq2seq_items(codes + self.vocab.codes.start),
         }

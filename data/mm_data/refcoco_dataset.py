@@ -22,10 +22,8 @@ class RefcocoDataset(OFADataset):
 
     num_selected_cols = (4,)
 
-    def __init__(self, *args, num_bins: int = 1000, max_image_size: int = 512, train_box_augment: bool = False,
-                 **kwargs):
+    def __init__(self, *args, max_image_size: int = 512, train_box_augment: bool = False, **kwargs):
         super().__init__(*args, **kwargs)
-        self.num_bins = num_bins
         self.positioning_transform = grounding_transform(
             self.patch_image_size, self.imagenet_default_mean_and_std, max_image_size,
             augment=train_box_augment and self.split == "train",
@@ -57,7 +55,7 @@ class RefcocoDataset(OFADataset):
         src_caption = self.pre_caption(patch_target["text"], self.max_src_length)
         prompt = PROMPT_CN if self.chinese else PROMPT
         src_item = self.encode_text(prompt.format(src_caption), append_bos=True, append_eos=True)
-        tgt_item = self.encode_text(bins_to_text(patch_target["boxes"][0], self.num_bins), use_bpe=False)
+        tgt_item = self.encode_text(bins_to_text(patch_target["boxes"][0], self.vocab.num_bins), use_bpe=False)
         return {
             "id": uniq_id,
             "source": src_item,

@@ -13,10 +13,8 @@ class SummaryDataset(OFADataset):
     num_selected_cols = (2,)
     prompt = ' what is the summary of article " {} "?'
 
-    def __init__(self, *args, code_dict_size: int = 8192, num_bins: int = 1000, noise_ratio: float = 0.0, **kwargs):
+    def __init__(self, *args, noise_ratio: float = 0.0, **kwargs):
         super().__init__(*args, **kwargs)
-        self.code_dict_size = code_dict_size
-        self.num_bins = num_bins
         self.noise_ratio = noise_ratio
 
     def process_row(self, index, row):
@@ -37,6 +35,5 @@ class SummaryDataset(OFADataset):
     def add_noise_to_tgt(self, target: torch.Tensor, p: float) -> torch.Tensor:
         """Replace each token with probability ``p`` by a random text token (never a code or bin)."""
         noise = torch.rand(target.size(0)) < p
-        target[noise] = torch.randint(4, len(self.src_dict) - self.code_dict_size - self.num_bins,
-                                      size=(int(noise.sum()),))
+        target[noise] = torch.randint(self.vocab.text.start, self.vocab.text.stop, size=(int(noise.sum()),))
         return target

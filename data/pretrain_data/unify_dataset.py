@@ -50,8 +50,6 @@ class UnifyDataset(OFADataset):
         self,
         *args,
         seed: int = 7,
-        code_dict_size: int = 8192,
-        num_bins: int = 1000,
         code_image_size: int = 128,
         max_image_size: int = 512,
         pure_text_dataset: FileDataset | None = None,
@@ -70,8 +68,6 @@ class UnifyDataset(OFADataset):
         super().__init__(*args, **kwargs)
         self.seed = seed
         self.epoch = 1
-        self.code_dict_size = code_dict_size
-        self.num_bins = num_bins
         self.code_image_size = code_image_size
         self.pure_text_dataset = self._checked_stream(pure_text_dataset, 2, "--text-selected-cols")
         self.pure_image_dataset = self._checked_stream(pure_image_dataset, 3, "--image-selected-cols")
@@ -85,12 +81,10 @@ class UnifyDataset(OFADataset):
         if self.split == "train":
             self._check_negative_samples()
 
-        num_text_tokens = len(self.tgt_dict) - code_dict_size - num_bins
-        self.code_offset = num_text_tokens  # id of <code_0>
         self.text_infilling = TextInfilling(
             self.src_dict, self.bpe, mask_ratio=mask_ratio, random_ratio=random_ratio, mask_length=mask_length,
             poisson_lambda=poisson_lambda, replace_length=replace_length,
-            random_token_range=(self.src_dict.nspecial, num_text_tokens),
+            random_token_range=(self.vocab.text.start, self.vocab.text.stop),
         )
         self.pos_tgt_item = self.encode_text(" yes")
         self.neg_tgt_item = self.encode_text(" no")
@@ -237,7 +231,7 @@ class UnifyDataset(OFADataset):
             image, target = random_resize(image, target, self.resize_scales, MAX_RESIZE_LONG_SIDE, rng)
             patch_image, boxes_target = self.normalize_with_boxes(*self.object_center_crop(image, target))
             src_item = self.encode_text(GROUNDING_PROMPT.format(self.pre_caption(caption, self.max_src_length)))
-            tgt_item = self.encode_text(bins_to_text(boxes_target["boxes"][0], self.num_bins), use_bpe=False)
+            tgt_item = self.encode_text(bins_to_text(boxes_target["boxes"][0], self.vocab.num_bins), use_bpe=False)
         else:
             patch_image = self.pair_image(image, rng, generator)
             if pair_type == "caption":
@@ -329,10 +323,10 @@ class UnifyDataset(OFADataset):
             codes = torch.tensor([int(v) for v in code.strip().split()], dtype=torch.long)
         except ValueError as e:
             raise row.error(2, f"image codes are not integers ({e})") from None
-        if codes.numel() == 0 or codes.min() < 0 or codes.max() >= self.code_dict_size:
-            raise row.error(2, f"image codes must be a non-empty list of ints in [0, {self.code_dict_size})")
+        if codes.numel() == 0 or codes.min() < 0 or codes.max() >= self.vocab.code_dict_size:
+            raise row.error(2, f"image codes must be a non-empty list of ints in [0, {self.vocab.code_dict_size})")
         src_item = self.encode_text(IMAGE_INFILLING_PROMPT)
-        return self._extra_sample(image_id, src_item, codes + self.code_offset, patch_image, has_image=True,
+        return self._extra_sample(image_id, src_item, codes + self.vocab.codes.start, patch_image, has_image=True,
                                   is_code=True)
 
     def process_detection(self, row: TsvRow, rng: random.Random, generator: torch.Generator) -> dict:
@@ -344,7 +338,7 @@ class UnifyDataset(OFADataset):
         target = {"boxes": boxes, "labels": labels, "size": torch.tensor([h, w])}
         image, target = random_hflip(image, target, self.detection_flip_p, rng)
         patch_image, target = self.normalize_with_boxes(*self.detection_jitter(image, target, generator))
-        objects = [bins_to_text(box, self.num_bins) + " " + self.bpe.encode(" {}".format(label))
+        objects = [bins_to_text(box, self.vocab.num_bins) + " " + self.bpe.encode(" {}".format(label))
                    for box, label in zip(target["boxes"], target["labels"])]
         src_item = self.encode_text(DETECTION_PROMPT)
         tgt_item = self.encode_text(" ".join(objects), use_bpe=False)

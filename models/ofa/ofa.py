@@ -6,7 +6,6 @@ from typing import Optional, Union, get_args, get_origin
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from fairseq import utils
 from fairseq.models import (
     ARCH_CONFIG_REGISTRY,
@@ -133,7 +132,12 @@ TASK_OWNED_DEFAULTS = {"max_source_positions": DEFAULT_MAX_POSITIONS, "max_targe
 
 
 def add_dataclass_args(parser: argparse.ArgumentParser, config_cls) -> None:
-    """Add one ``--flag`` per dataclass field with no default, so arch functions can fill them in."""
+    """Add one ``--flag`` per dataclass field with no default, so arch functions can fill them in.
+
+    Not fairseq's ``gen_parser_from_dataclass``: it makes a True-default boolean a ``store_false`` flag (the
+    original's scripts pass ``--layernorm-embedding --add-type-embedding ...`` to switch them on) and ignores
+    ``choices``.
+    """
     for f in fields(config_cls):
         option = "--" + f.name.replace("_", "-")
         kwargs = {"help": f.metadata.get("help"), "default": argparse.SUPPRESS}
@@ -164,7 +168,6 @@ class OFAModel(FairseqEncoderDecoderModel):
                 module.reset_parameters()  # adapters start as the identity
         self.classification_heads = nn.ModuleDict()
         self.eos: int = encoder.dictionary.eos()
-        self.ans_tensor_list: list[Tensor] = []
 
     @staticmethod
     def add_args(parser: argparse.ArgumentParser) -> None:
@@ -260,14 +263,6 @@ class OFAModel(FairseqEncoderDecoderModel):
         answer trie allows at each position (all-candidate VQA, SNLI-VE); see ``models/candidate_scorer.py``."""
         return score_candidates_with_trie(self, encoder_out, prompts, answers, trie)
 
-    def register_embedding_tokens(self, ans2label_dict: dict, src_dict, bpe) -> None:
-        """Remember answer token ids so new answer symbols can be initialised from their words on load."""
-        self.ans_tensor_list = []
-        for i in range(len(ans2label_dict)):
-            answer = src_dict[-len(ans2label_dict) + i][5:-1].replace("_", " ")
-            self.ans_tensor_list.append(src_dict.encode_line(bpe.encode(f" {answer.lower()}"), add_if_not_exist=False,
-                                                             append_eos=False).long())
-
     def register_classification_head(self, name: str, num_classes: int, inner_dim: Optional[int] = None,
                                      use_two_images: bool = False, **kwargs) -> None:
         self.classification_heads[name] = OFAClassificationHead(
@@ -315,14 +310,7 @@ class OFAModel(FairseqEncoderDecoderModel):
             raise ValueError(f"the checkpoint has OFA-CN's {loaded.size(0)}-symbol BERT vocabulary but the task's "
                              f"dictionary has {len(self.encoder.dictionary)} symbols: pass --bpe bert")
         new_rows = loaded.new_zeros(missing, loaded.size(1))
-        if self.ans_tensor_list:
-            if len(self.ans_tensor_list) != missing:
-                raise ValueError(f"checkpoint vocabulary lacks {missing} symbols but {len(self.ans_tensor_list)} "
-                                 f"answers were registered")
-            for i, ids in enumerate(self.ans_tensor_list):
-                new_rows[i] = F.embedding(ids, loaded).mean(0)
-        else:
-            nn.init.normal_(new_rows, mean=0, std=loaded.size(1) ** -0.5)
+        nn.init.normal_(new_rows, mean=0, std=loaded.size(1) ** -0.5)
         for name in ("encoder.embed_tokens.weight", "decoder.embed_tokens.weight", "decoder.output_projection.weight"):
             if prefix + name in state_dict:
                 state_dict[prefix + name] = torch.cat([state_dict[prefix + name], new_rows])

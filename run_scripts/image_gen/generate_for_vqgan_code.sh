@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Turn images into VQGAN codes: the input rows of text-to-image training (utils/generate_vqgan_code.py), with the
+# Turn images into VQGAN codes: the input rows of text-to-image training (scripts/generate_vqgan_code.py), with the
 # options of the original run_scripts/image_gen/generate_for_vqgan_code.sh.
 #
 # text-image pairs (SELECTED_COLS=0,1,2,3):
@@ -14,7 +14,7 @@
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 
-generate_for_vqgan_code() {  # [extra utils/generate_vqgan_code.py flags]
+generate_for_vqgan_code() {  # [extra scripts/generate_vqgan_code.py flags]
     local here checkpoints="${CHECKPOINT_ROOT:-$OFA_ROOT/checkpoints}" path missing=0
     here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
     local input="${INPUT_FILE:-$here/custom_data.txt}" vqgan="${VQGAN_MODEL_PATH:-$checkpoints/vqgan/last.ckpt}"
@@ -22,7 +22,7 @@ generate_for_vqgan_code() {  # [extra utils/generate_vqgan_code.py flags]
     for path in "INPUT_FILE=$input" "VQGAN_MODEL_PATH=$vqgan" "VQGAN_CONFIG_PATH=$config"; do
         [[ -f "${path#*=}" ]] || { echo "error: ${path%%=*} not found: ${path#*=}" >&2; missing=1; }
     done
-    local cmd=(python -m utils.generate_vqgan_code --file "$input" --outputs "${OUTPUT_FILE:-$here/custom_data_code.txt}"
+    local cmd=(python -m scripts.generate_vqgan_code --file "$input" --outputs "${OUTPUT_FILE:-$here/custom_data_code.txt}"
         --selected_cols "${SELECTED_COLS:-0,1,2,3}" --code_image_size "${CODE_IMAGE_SIZE:-256}" --vq_model vqgan
         --vqgan_model_path "$vqgan" --vqgan_config_path "$config" --batch_size "${BATCH_SIZE:-32}" "$@")
     if [[ -n "${OFA_DRY_RUN:-}" ]]; then

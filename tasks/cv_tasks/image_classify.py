@@ -1,4 +1,4 @@
-"""The ``image_classify`` task: its options and dataset."""
+"""The ``image_classify`` task: its options, dataset and evaluation (top-1 accuracy)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -7,51 +7,60 @@ from fairseq.tasks import register_task
 
 from data.cv_data.image_classify_dataset import ImageClassifyDataset
 from data.data_utils import collate_tokens
+from tasks.evaluation import encode, sample_ids, score_candidates, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask
 
 
 @dataclass
 class ImageClassifyConfig(OFAConfig, CandidateAnswerConfig):
-    uses_ema: Optional[bool] = field(default=False, metadata={"help": "whether to use ema"})
+    uses_ema: Optional[bool] = field(default=False, metadata={"help": "validate with the EMA weights (--store-ema)"})
 
 
 @register_task("image_classify", dataclass=ImageClassifyConfig)
 class ImageClassifyTask(OFATask):
-    """ImageNet classification as generation of the label name, constrained to the label set."""
-
-    valid_metric = "score"
+    """ImageNet classification as generation of the label name, constrained to the label set; ``score`` is
+    top-1 accuracy."""
 
     dataset_cls = ImageClassifyDataset
+    metric_name = "score"
 
     def __init__(self, cfg: ImageClassifyConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
-        self.uses_ema = cfg.uses_ema
         self.ans2label_dict = self.load_ans2label()
         self.build_constraint_trie(self.ans2label_dict.keys())
-        self.ans2index = {answer: i for i, answer in self.index2ans.items()}
+        self._label_batches = None
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "constraint_trie": self.constraint_trie}
 
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        self.build_label_batches()
-        return model
+    def label_batches(self) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        """Collated targets, decoder inputs and constraint masks of every label, ``valid_batch_size`` labels at
+        a time (built on first use)."""
+        if self._label_batches is None:
+            bos, eos, pad = self.vocab.bos, self.vocab.eos, self.vocab.pad
+            targets = [torch.cat([item, torch.LongTensor([eos])]) for item in self.answer_items]
+            prev_outputs = [torch.cat([torch.LongTensor([bos]), item]) for item in self.answer_items]
+            masks = [self.constraint_trie.answer_masks(target, self.vocab.size, bos) for target in targets]
+            size = self.cfg.valid_batch_size
+            self._label_batches = [
+                (collate_tokens(targets[i:i + size], pad, eos), collate_tokens(prev_outputs[i:i + size], pad, eos),
+                 collate_tokens(masks[i:i + size], pad))
+                for i in range(0, len(targets), size)
+            ]
+        return self._label_batches
 
-    def build_label_batches(self) -> None:
-        """Collated targets, decoder inputs and constraint masks of every label, ``valid_batch_size`` at a time
-        (``valid_tgt_list``, ``valid_prev_output_list``, ``valid_constraint_masks_list``)."""
-        bos, eos, pad = self.tgt_dict.bos(), self.tgt_dict.eos(), self.tgt_dict.pad()
-        targets = [torch.cat([item, torch.LongTensor([eos])]) for item in self.answer_items]
-        prev_outputs = [torch.cat([torch.LongTensor([bos]), item]) for item in self.answer_items]
-        masks = []
-        for prev in prev_outputs:
-            mask = torch.zeros((len(prev), len(self.tgt_dict)), dtype=torch.bool)
-            for i in range(len(prev)):
-                mask[i, self.constraint_trie.get_next_layer(prev[: i + 1].tolist())] = True
-            masks.append(mask)
-        size = self.cfg.valid_batch_size
-        chunks = range(0, len(targets), size)
-        self.valid_tgt_list = [collate_tokens(targets[i:i + size], pad, eos) for i in chunks]
-        self.valid_prev_output_list = [collate_tokens(prev_outputs[i:i + size], pad, eos) for i in chunks]
-        self.valid_constraint_masks_list = [collate_tokens(masks[i:i + size], pad) for i in chunks]
+    def eval_step(self, generator, models, sample, **kwargs):
+        """Score every class name and keep the best (top-1)."""
+        model = models[0]
+        encoder_out = encode(model, sample)
+        batch_size = sample["net_input"]["src_tokens"].size(0)
+        device = sample["net_input"]["src_tokens"].device
+        candidate_scores = [
+            score_candidates(model, encoder_out, prev_output.repeat(batch_size, 1).to(device),
+                             target.repeat(batch_size, 1).to(device), masks.repeat(batch_size, 1, 1).to(device),
+                             num_candidates=target.size(0), pad=self.vocab.pad)
+            for target, prev_output, masks in self.label_batches()
+        ]
+        answers = [self.index2ans[i] for i in torch.cat(candidate_scores, dim=-1).argmax(1).tolist()]
+        results = [{"uniq_id": sample_id, "answer": answer} for sample_id, answer in zip(sample_ids(sample), answers)]
+        return results, soft_scores(sample, answers)

@@ -1,15 +1,19 @@
-"""The ``caption`` task: its options and dataset."""
-import string
+"""The ``caption`` task: its options, dataset and evaluation (CIDEr-D)."""
+import logging
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
 
+from data.data_utils import strip_punctuation
 from data.mm_data.caption_dataset import CaptionDataset
+from tasks.evaluation import best_tokens, decode_tokens, sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig
+from utils import metrics
+from utils.cider_d import CORPUS, CiderD
 
-
-NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -24,9 +28,12 @@ class CaptionConfig(OFAConfig, GenerationEvalConfig, ScstConfig):
 
 @register_task("caption", dataclass=CaptionConfig)
 class CaptionTask(OFATask):
-    """Image captioning (COCO); CIDEr/BLEU at validation with --eval-cider/--eval-bleu, SCST with --scst."""
+    """Image captioning (COCO); CIDEr-D at validation with --eval-cider, SCST with --scst."""
 
     dataset_cls = CaptionDataset
+    metric_name = "cider"
+    metric_flag = "eval_cider"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "scst": self.cfg.scst}
@@ -36,22 +43,55 @@ class CaptionTask(OFATask):
         if cfg.eval_bleu:
             raise ValueError("--eval-bleu is not supported; validate captions with --eval-cider "
                              "(and score BLEU with evaluate.py)")
-        self.cider_scorer = None
-        if cfg.eval_cider:
-            from utils.cider_d import CORPUS, CiderD
-            self.cider_scorer = CiderD(df=cfg.eval_cider_cached_tokens or CORPUS)
+        self._cider_scorer = None
 
     @property
-    def generates_at_validation(self):
-        return self.cfg.eval_cider
+    def cider_scorer(self) -> CiderD:
+        """CIDEr-D with the document frequencies of --eval-cider-cached-tokens, else of the references scored
+        together (loaded on first use: evaluate.py may run where the training's cached tokens are not)."""
+        if self._cider_scorer is None:
+            path = self.cfg.eval_cider_cached_tokens
+            if path and not self.cfg.eval_cider and not os.path.isfile(path):
+                logger.warning("--eval-cider-cached-tokens %s not found: CIDEr-D document frequencies come from "
+                               "the evaluated references", path)
+                path = None
+            self._cider_scorer = CiderD(df=path or CORPUS)
+        return self._cider_scorer
 
-    @property
-    def valid_metric(self):
-        return "cider" if self.cfg.eval_cider else None
+    def eval_step(self, generator, models, sample, **kwargs):
+        """Beam-search captions, detokenized and stripped of punctuation as the original does."""
+        hypos = self.inference_step(generator, models, sample)
+        results = [{"image_id": str(sample_id), "caption": strip_punctuation(decode_tokens(self, generator,
+                                                                                          best_tokens(hypos, i)))}
+                   for i, sample_id in enumerate(sample_ids(sample))]
+        return results, None
+
+    def sample_references(self, sample) -> list[list[str]]:
+        """Reference captions of each sample, decoded from its ``&&``-joined target."""
+        references = []
+        for target in sample["target"]:
+            text = self.tgt_dict.string(target[target.ne(self.vocab.pad)].int().cpu(),
+                                        extra_symbols_to_ignore={self.vocab.eos})
+            references.append([caption.strip() for caption in self.bpe.decode(text).split("&&") if caption.strip()])
+        return references
 
     def sample_scores(self, results, sample):
-        """CIDEr-D of each caption against its references (document frequencies of --eval-cider-cached-tokens)."""
-        from utils.eval_utils import caption_references
-
-        references = [[ref.translate(NO_PUNCTUATION).strip() for ref in refs] for refs in caption_references(self, sample)]
+        """CIDEr-D of each caption against its references."""
+        references = [[strip_punctuation(ref) for ref in refs] for refs in self.sample_references(sample)]
         return self.cider_scorer.score([r["caption"] for r in results], references).tolist()
+
+    def compute_metrics(self, records):
+        """``cider`` (CIDEr-D, as validated) plus the COCO caption scores (BLEU, METEOR, ROUGE-L, CIDEr, needing
+        java)."""
+        if not records or not all(record["references"] for record in records):
+            logger.warning("caption metrics skipped: some samples have no reference captions")
+            return {}
+        captions = [record["result"]["caption"] for record in records]
+        references = [[strip_punctuation(ref) for ref in record["references"]] for record in records]
+        scores = {self.metric_name: float(self.cider_scorer.score(captions, references).mean())}
+        if not metrics.java_available():
+            logger.warning("COCO caption scores skipped: pycocoevalcap needs java on PATH")
+            return scores
+        predictions = {r["result"]["image_id"]: r["result"]["caption"] for r in records}
+        return {**scores, **metrics.coco_caption_scores(predictions, {r["result"]["image_id"]: r["references"]
+                                                                      for r in records})}

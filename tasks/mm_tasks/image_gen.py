@@ -1,11 +1,15 @@
-"""The ``image_gen`` task: its options and dataset."""
+"""The ``image_gen`` task: its options, dataset and evaluation (CLIP score of the best sample)."""
 import copy
+import os
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
 
+from data.data_utils import decode_base64_image
 from data.mm_data.image_gen_dataset import ImageGenDataset
+from models.text_to_image import TextToImageTools, caption_of_source, save_images
+from tasks.evaluation import sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig
 
 EVAL_CLIP_METHODS = ("ii_sim", "ti_sim")
@@ -33,6 +37,8 @@ class ImageGenTask(OFATask):
     """Text-to-image: sample ``<code_i>`` tokens (decoded to pixels by a VQGAN, ranked with CLIP)."""
 
     dataset_cls = ImageGenDataset
+    metric_name = "score"
+    metric_generates = True
 
     def __init__(self, cfg: ImageGenConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -40,17 +46,31 @@ class ImageGenTask(OFATask):
             raise ValueError(f"--eval-clip-method must be one of {EVAL_CLIP_METHODS}, got {cfg.eval_clip_method!r}")
 
     def dataset_kwargs(self, split):
-        return {**super().dataset_kwargs(split), "code_dict_size": self.cfg.code_dict_size,
-                "code_image_size": self.cfg.code_image_size, "num_bins": self.cfg.num_bins}
+        return {**super().dataset_kwargs(split), "code_image_size": self.cfg.code_image_size}
 
     @property
-    def generates_at_validation(self):
-        return True
-
-    @property
-    def valid_metric(self):
+    def scores_at_validation(self):
         """CLIP score of the best sample per caption, when the VQGAN and CLIP weights are given."""
-        return "score" if self.cfg.vqgan_model_path and self.cfg.clip_model_path else None
+        return bool(self.cfg.vqgan_model_path and self.cfg.clip_model_path)
+
+    def eval_step(self, generator, models, sample, **kwargs):
+        """``sampling_times`` rounds of sampled codes per caption, decoded by the VQGAN and ranked by CLIP
+        similarity to the caption (``ti_sim``) or to the row's image (``ii_sim``); the score is the best
+        similarity. ``gen_images_path`` keeps the images (``all_results/`` ranked, ``top1/`` the best)."""
+        tools = TextToImageTools.of_task(self).to(sample["net_input"]["src_tokens"].device)
+        rounds = [self.inference_step(generator, models, sample) for _ in range(self.cfg.sampling_times)]
+        results, scores = [], []
+        for i, sample_id in enumerate(sample_ids(sample)):
+            images = tools.images_of_hypotheses([hypo["tokens"] for hypos in rounds for hypo in hypos[i]])
+            caption = caption_of_source(self, sample["net_input"]["src_tokens"][i])
+            reference = decode_base64_image(sample["code_images"][i]) if self.cfg.eval_clip_method == "ii_sim" else None
+            ranked, similarities = tools.rerank(images, caption, reference, method=self.cfg.eval_clip_method)
+            if self.cfg.gen_images_path:
+                save_images(ranked, caption, os.path.join(self.cfg.gen_images_path, "all_results"))
+                save_images(ranked[:1], caption, os.path.join(self.cfg.gen_images_path, "top1"))
+            scores.append(similarities.max().item())
+            results.append({"sample_id": str(sample_id), "score": scores[-1]})
+        return results, scores
 
     def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
                         prefix_allowed_tokens_fn=None):

@@ -5,8 +5,8 @@ from fairseq import utils as fairseq_utils
 from fairseq.tasks import register_task
 
 from data.mm_data.ocr_dataset import OcrDataset
+from tasks.evaluation import sample_ids, symbols_to_strip
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask
-from utils.eval_utils import sample_ids, symbols_to_strip
 from utils.metrics import ocr_scores
 
 # distinct stand-ins for the dictionary's <unk> so an unknown token never matches (the original's strings)
@@ -28,17 +28,10 @@ class OcrTask(OFATask):
 
     dataset_cls = OcrDataset
     metric_name = "acc"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "is_document": self.cfg.is_document}
-
-    @property
-    def generates_at_validation(self):
-        return True
-
-    @property
-    def valid_metric(self):
-        return self.metric_name
 
     def decode_text(self, tokens, unk_string: str, strip: set[int]) -> str:
         """Token ids -> text without spaces (BERT decoding spaces out Chinese characters)."""
@@ -55,7 +48,7 @@ class OcrTask(OFATask):
             target = fairseq_utils.strip_pad(sample["target"][i], self.tgt_dict.pad())
             results.append({
                 "uniq_id": sample_id,
-                "hyp": self.decode_text(hypos[i][0]["tokens"], UNK_IN_HYPOTHESIS, symbols_to_strip(generator)),
+                "hyp": self.decode_text(hypos[i][0]["tokens"], UNK_IN_HYPOTHESIS, symbols_to_strip(self, generator)),
                 "ref": self.decode_text(target, UNK_IN_REFERENCE, {self.tgt_dict.eos()}),
             })
         return results, [float(r["hyp"] == r["ref"]) for r in results]

@@ -1,10 +1,13 @@
-"""The ``refcoco`` task: its options and dataset."""
+"""The ``refcoco`` task: its options, dataset and evaluation (accuracy@0.5)."""
 from dataclasses import dataclass, field
 
+import torch
 from fairseq.tasks import register_task
 
 from data.mm_data.refcoco_dataset import RefcocoDataset
+from tasks.evaluation import best_tokens, sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig
+from utils import metrics
 
 
 @dataclass
@@ -20,18 +23,36 @@ class RefcocoConfig(OFAConfig, GenerationEvalConfig, ScstConfig):
 
 @register_task("refcoco", dataclass=RefcocoConfig)
 class RefcocoTask(OFATask):
-    """Visual grounding (RefCOCO/+/g): the box as four location tokens; accuracy@0.5 with --eval-acc."""
+    """Visual grounding (RefCOCO/+/g): the box as four location tokens; ``score`` is accuracy@0.5 (IoU >= 0.5
+    with the reference box), validated with --eval-acc."""
 
     dataset_cls = RefcocoDataset
+    metric_name = "score"
+    metric_flag = "eval_acc"
+    metric_generates = True
 
     def dataset_kwargs(self, split):
-        return {**super().dataset_kwargs(split), "num_bins": self.cfg.num_bins,
-                "max_image_size": self.cfg.max_image_size, "train_box_augment": self.cfg.train_box_augment}
+        return {**super().dataset_kwargs(split), "max_image_size": self.cfg.max_image_size,
+                "train_box_augment": self.cfg.train_box_augment}
 
-    @property
-    def generates_at_validation(self):
-        return self.cfg.eval_acc
+    def build_generator(self, models, args, seq_gen_cls=None, extra_gen_cls_kwargs=None,
+                        prefix_allowed_tokens_fn=None):
+        """Generators write only ``<bin_i>`` tokens (and eos) on every path: validation, SCST, evaluate.py and
+        prediction, so a weak model cannot write a word where a coordinate belongs."""
+        return super().build_generator(models, args, seq_gen_cls, {"bins_only": True, **(extra_gen_cls_kwargs or {})},
+                                       prefix_allowed_tokens_fn)
 
-    @property
-    def valid_metric(self):
-        return "score" if self.cfg.eval_acc else None
+    def eval_step(self, generator, models, sample, **kwargs):
+        """Generate four ``<bin_i>`` tokens, map them to a box in original pixels, score IoU >= 0.5."""
+        hypos = self.inference_step(generator, models, sample)
+        bins = []
+        for i in range(len(hypos)):
+            tokens = best_tokens(hypos, i)[:-1]  # drop eos
+            if tokens.numel() != 4:
+                raise ValueError(f"refcoco: sample {i} generated {tokens.numel()} coordinate tokens instead of 4; "
+                                 "evaluate with --min-len 4 --max-len-a 0 --max-len-b 4")
+            bins.append(tokens - self.vocab.bins.start)
+        boxes = metrics.bins_to_boxes(torch.stack(bins), self.vocab.num_bins, self.cfg.max_image_size,
+                                      sample["w_resize_ratios"], sample["h_resize_ratios"])
+        results = [{"uniq_id": sample_id, "box": boxes[i].tolist()} for i, sample_id in enumerate(sample_ids(sample))]
+        return results, metrics.grounding_hits(boxes, sample["region_coords"]).tolist()

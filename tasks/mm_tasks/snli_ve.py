@@ -1,10 +1,11 @@
-"""The ``snli_ve`` task: its options and dataset."""
+"""The ``snli_ve`` task: its options, dataset and evaluation (accuracy)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
 
 from data.mm_data.snli_ve_dataset import SnliVeDataset
+from tasks.evaluation import sample_ids, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask, PromptConfig
 
 
@@ -18,11 +19,10 @@ class SnliVeConfig(OFAConfig, CandidateAnswerConfig, PromptConfig):
 
 @register_task("snli_ve", dataclass=SnliVeConfig)
 class SnliVeTask(OFATask):
-    """Visual entailment: yes / no / maybe, scored over the candidate answers at validation."""
-
-    valid_metric = "snli_score"
+    """Visual entailment: yes / no / maybe, scored over the candidate answers; ``snli_score`` is accuracy."""
 
     dataset_cls = SnliVeDataset
+    metric_name = "snli_score"
 
     def __init__(self, cfg: SnliVeConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -33,7 +33,8 @@ class SnliVeTask(OFATask):
         return {**super().dataset_kwargs(split), "add_caption": self.cfg.add_caption,
                 "constraint_trie": self.constraint_trie, "prompt_type": self.cfg.prompt_type}
 
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        self.build_candidate_batches()
-        return model
+    def eval_step(self, generator, models, sample, **kwargs):
+        """Score "yes"/"no"/"maybe" after the decoder prompt and keep the best."""
+        answers = self.best_candidate_answers(models[0], sample)
+        results = [{"uniq_id": sample_id, "answer": answer} for sample_id, answer in zip(sample_ids(sample), answers)]
+        return results, soft_scores(sample, answers)

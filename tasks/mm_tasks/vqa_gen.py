@@ -1,10 +1,11 @@
-"""The ``vqa_gen`` task: its options and dataset."""
+"""The ``vqa_gen`` task: its options, dataset and evaluation (VQA score)."""
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
 
 from data.mm_data.vqa_gen_dataset import VqaGenDataset
+from tasks.evaluation import best_tokens, decode_tokens, question_id, sample_ids, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask, PromptConfig
 
 VAL_INFERENCE_TYPES = ("allcand", "beamsearch")
@@ -20,7 +21,7 @@ class VqaGenConfig(OFAConfig, CandidateAnswerConfig, PromptConfig):
                           "ans2label_dict will not be used and inference type must be beamsearch"},
     )
     add_object: bool = field(default=False, metadata={"help": "add object to encoder"})
-    uses_ema: Optional[bool] = field(default=False, metadata={"help": "whether to use ema"})
+    uses_ema: Optional[bool] = field(default=False, metadata={"help": "validate with the EMA weights (--store-ema)"})
     val_inference_type: Optional[str] = field(
         default="allcand",
         metadata={"help": "inference type in validation (allcand or beamsearch), default to allcand"},
@@ -36,9 +37,8 @@ class VqaGenConfig(OFAConfig, CandidateAnswerConfig, PromptConfig):
 class VqaGenTask(OFATask):
     """VQA as generation; answers constrained to ``ans2label`` unless ``--unconstrained-training``."""
 
-    valid_metric = "vqa_score"
-
     dataset_cls = VqaGenDataset
+    metric_name = "vqa_score"
 
     def __init__(self, cfg: VqaGenConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -48,7 +48,6 @@ class VqaGenTask(OFATask):
         if cfg.unconstrained_training and cfg.val_inference_type != "beamsearch":
             raise ValueError("For open-ended training, there is no fixed candidate answer set, "
                              "then inference type must be beamsearch")
-        self.uses_ema = cfg.uses_ema
         if not cfg.unconstrained_training:
             self.ans2label_dict = self.load_ans2label()
             self.build_constraint_trie(self.ans2label_dict.keys())
@@ -62,8 +61,24 @@ class VqaGenTask(OFATask):
     def generates_at_validation(self):
         return self.cfg.val_inference_type == "beamsearch"
 
-    def build_model(self, cfg, from_checkpoint=False):
-        model = super().build_model(cfg, from_checkpoint)
-        if self.cfg.val_inference_type == "allcand":
-            self.build_candidate_batches()
-        return model
+    def eval_step(self, generator, models, sample, beam_search_vqa_eval: bool | None = None, **kwargs):
+        """Answers and their VQA soft scores: beam search after the question prefix (``beam_search_vqa_eval``,
+        default: ``--val-inference-type beamsearch``), else the best of all candidate answers; under
+        :attr:`zero_shot`, unconstrained beam search without the prefix, as the original's zero-shot step."""
+        if beam_search_vqa_eval is None:
+            beam_search_vqa_eval = self.cfg.val_inference_type == "beamsearch"
+        if self.zero_shot:
+            hypos = self.inference_step(generator, models, sample)
+            answers = [decode_tokens(self, generator, best_tokens(hypos, i)).strip() for i in range(len(hypos))]
+        elif beam_search_vqa_eval:
+            prefix_tokens = sample["prefix_tokens"]
+            hypos = self.inference_step(generator, models, sample, prefix_tokens=prefix_tokens)
+            answers = []
+            for i in range(len(hypos)):
+                prefix_len = prefix_tokens[i].ne(self.vocab.pad).sum().item()
+                answers.append(decode_tokens(self, generator, best_tokens(hypos, i)[prefix_len:]).strip())
+        else:
+            answers = self.best_candidate_answers(models[0], sample)
+        results = [{"question_id": question_id(sample_id), "answer": answer}
+                   for sample_id, answer in zip(sample_ids(sample), answers)]
+        return results, soft_scores(sample, answers)

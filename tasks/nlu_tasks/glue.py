@@ -4,11 +4,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Optional
 
+import torch
 from fairseq.logging import metrics
 from fairseq.tasks import register_task
 
 from data.nlu_data import glue_dataset
 from tasks.ofa_task import OFAConfig, OFATask, PromptConfig
+from utils.metrics import classification_scores
 
 
 @dataclass
@@ -19,7 +21,9 @@ class GlueConfig(OFAConfig, PromptConfig):
 class GlueTask(OFATask):
     """Answers are constrained to ``ans2label_dict``; the decoder predicts the word right after its prompt."""
 
-    valid_metric = "acc"
+    metric_name = "acc"
+    #: the answer F1 is computed for (MRPC and QQP report F1 on "yes", as the original)
+    f1_positive_answer: Optional[str] = None
 
     def __init__(self, cfg: GlueConfig, src_dict, tgt_dict):
         super().__init__(cfg, src_dict, tgt_dict)
@@ -30,19 +34,37 @@ class GlueTask(OFATask):
         return {**super().dataset_kwargs(split), "constraint_trie": self.constraint_trie,
                 "prompt_type": self.cfg.prompt_type}
 
+    def eval_step(self, generator, models, sample, **kwargs):
+        """The constrained next-token prediction after the decoder prompt is the answer word."""
+        logits, _ = models[0](**sample["net_input"])
+        logits = logits.masked_fill(~sample["constraint_masks"], -math.inf)
+        last_positions = sample["net_input"]["prev_output_tokens"].ne(self.vocab.pad).sum(1) - 1
+        predictions = logits[torch.arange(logits.size(0), device=logits.device), last_positions].argmax(-1).tolist()
+        hyps = [self.bpe.decode(self.src_dict[token]).strip() for token in predictions]
+        refs = [next(iter(ref_dict)) for ref_dict in sample["ref_dict"]]
+        results = [{"hyp": hyp, "ref": ref} for hyp, ref in zip(hyps, refs)]
+        return results, [float(hyp == ref) for hyp, ref in zip(hyps, refs)]
+
+    def compute_metrics(self, records):
+        """``acc``, plus ``f1`` on the positive answer (MRPC, QQP) and ``mcc`` (CoLA)."""
+        results = [record["result"] for record in records]
+        if not results:
+            return {}
+        scores = classification_scores([r["hyp"] for r in results], [r["ref"] for r in results],
+                                       positive_label=self.f1_positive_answer, mcc=self.metric_name == "mcc")
+        return {"acc": scores.pop("accuracy"), **scores}
+
 
 @register_task("cola", dataclass=GlueConfig)
 class COLATask(GlueTask):
     """CoLA is selected by Matthews correlation, from confusion counts summed over the validation set."""
 
     dataset_cls = glue_dataset.COLADataset
-    valid_metric = "mcc"
+    metric_name = "mcc"
     COUNTS = ("tp", "tn", "fp", "fn")
 
     def valid_metrics(self, sample, model):
-        from utils.eval_utils import eval_step
-
-        results, _ = eval_step(self, None, [model], sample)
+        results, _ = self.eval_step(None, [model], sample)
         pairs = [(r["hyp"] == "yes", r["ref"] == "yes") for r in results]
         return {"_tp": sum(h and r for h, r in pairs), "_tn": sum(not h and not r for h, r in pairs),
                 "_fp": sum(h and not r for h, r in pairs), "_fn": sum(not h and r for h, r in pairs)}
@@ -77,6 +99,7 @@ class MNLITask(GlueTask):
 @register_task("mrpc", dataclass=GlueConfig)
 class MRPCTask(GlueTask):
     dataset_cls = glue_dataset.MRPCDataset
+    f1_positive_answer = "yes"
 
 
 @register_task("qnli", dataclass=GlueConfig)
@@ -87,6 +110,7 @@ class QNLITask(GlueTask):
 @register_task("qqp", dataclass=GlueConfig)
 class QQPTask(GlueTask):
     dataset_cls = glue_dataset.QQPDataset
+    f1_positive_answer = "yes"
 
 
 @register_task("rte", dataclass=GlueConfig)

@@ -113,8 +113,6 @@ class UnifyTask(OFATask):
                           **self.side_streams())
         kwargs.update(
             seed=self.cfg.pretrain_seed,
-            code_dict_size=self.cfg.code_dict_size,
-            num_bins=self.cfg.num_bins,
             code_image_size=self.cfg.code_image_size,
             max_image_size=self.cfg.max_image_size,
             mask_ratio=self.cfg.mask_ratio,

@@ -13,7 +13,7 @@ from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.logging import metrics
 
 import criterions  # noqa: F401  (registers the criterions)
-from criterions.constraints import constrain_logits, parse_constraint_range
+from criterions.constraints import constrain_logits
 from criterions.label_smoothed_cross_entropy import (
     AdjustLabelSmoothedCrossEntropyCriterion,
     adjust_label_smoothed_loss,
@@ -24,7 +24,7 @@ from criterions.label_smoothed_cross_entropy import (
     select_target_tokens,
 )
 from criterions.label_smoothed_encouraging_loss import AdjustLabelSmoothedEncouragingLossConfig
-from data.dictionary import load_ofa_dictionary
+from data.dictionary import VocabLayout, load_ofa_dictionary
 from models.ofa import build_ofa_model
 
 LN2 = math.log(2.0)
@@ -57,7 +57,7 @@ def test_smoothing_covers_only_allowed_tokens():
     assert loss.item() == pytest.approx(0.8 * LN2 + 0.1 * 3 * LN2, rel=1e-5)
 
     lprobs = torch.log_softmax(torch.arange(8, dtype=torch.float64), dim=-1)[None]
-    loss, nll = label_smoothed_nll_loss(lprobs, torch.tensor([6]), 0.1, constraint_range=(6, 8))
+    loss, nll = label_smoothed_nll_loss(lprobs, torch.tensor([6]), 0.1, allowed_tokens=torch.tensor([0, 1, 2, 3, 6, 7]))
     allowed = lprobs[0, [0, 1, 2, 3, 6, 7]]
     eps_i = 0.1 / 5
     assert loss.item() == pytest.approx((1 - 0.1 - eps_i) * nll.item() - eps_i * allowed.sum().item(), rel=1e-5)
@@ -65,7 +65,7 @@ def test_smoothing_covers_only_allowed_tokens():
 
 def test_constrain_logits_is_out_of_place_and_checks_shapes():
     logits = torch.zeros(1, 2, 10)
-    masked = constrain_logits(logits, constraint_range=parse_constraint_range("6,8"))
+    masked = constrain_logits(logits, allowed_tokens=torch.tensor([0, 1, 2, 3, 6, 7]))
     assert torch.equal(logits, torch.zeros(1, 2, 10))
     allowed = torch.isfinite(masked[0, 0]).nonzero().flatten().tolist()
     assert allowed == [0, 1, 2, 3, 6, 7]
@@ -74,8 +74,19 @@ def test_constrain_logits_is_out_of_place_and_checks_shapes():
     assert torch.isfinite(constrain_logits(logits, masks)).sum() == 2
     with pytest.raises(ValueError, match="constraint_masks has shape"):
         constrain_logits(logits, masks[:, :1])
-    with pytest.raises(ValueError, match="constraint-range"):
-        parse_constraint_range("58457")
+
+
+def test_constraint_range_is_parsed_by_the_vocabulary_layout():
+    vocab = VocabLayout.of(load_ofa_dictionary(), code_dict_size=8192, num_bins=1000)
+    assert (vocab.specials, vocab.text, vocab.codes, vocab.bins) == (
+        range(4), range(4, 50265), range(50265, 58457), range(58457, 59457))
+    assert vocab.mask == 50264 and vocab.parse_range("58457,59457") == vocab.bins
+    assert vocab.constraint_tokens("6,8").tolist() == [0, 1, 2, 3, 6, 7]
+    for bad in ("58457", "2,8", "8,6", "58457,60000"):
+        with pytest.raises(ValueError, match="constraint-range"):
+            vocab.parse_range(bad)
+    with pytest.raises(ValueError, match="num-bins 999"):
+        VocabLayout.of(load_ofa_dictionary(), num_bins=999)
 
 
 def test_gradient_reaches_only_counted_positions():
@@ -228,7 +239,8 @@ def parity(shared):
     model = build_ofa_model(cfg["arch"], **{k: v for k, v in cfg.items() if k not in ("arch", "seed", "patch_image_size")})
     model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in fixture["state_dict"].items()})
     dictionary = load_ofa_dictionary()
-    task = argparse.Namespace(source_dictionary=dictionary, target_dictionary=dictionary)
+    task = argparse.Namespace(source_dictionary=dictionary, target_dictionary=dictionary,
+                              vocab=VocabLayout.of(dictionary))
     batches = {name: entry["batch"] for name, entry in torch.load(shared / "data_parity.pt", weights_only=True).items()}
     cases = torch.load(shared / "criterion_parity.pt", weights_only=True)["cases"]
     return model.eval(), task, batches, cases

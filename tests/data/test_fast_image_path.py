@@ -128,5 +128,6 @@ def test_draft_decode_is_opt_in_and_stays_above_the_target_size(make_task):
 
     _, dataset = make_task("caption", [[0, text, "a photo"]], selected_cols="0,1,2", patch_image_size=240)
     assert torch.equal(dataset[0]["patch_image"], transform(full))  # off by default
-    dataset.jpeg_draft_decode = True
+    _, dataset = make_task("caption", [[0, text, "a photo"]], selected_cols="0,1,2", patch_image_size=240,
+                           jpeg_draft_decode=True)
     assert torch.equal(dataset[0]["patch_image"], transform(drafted))

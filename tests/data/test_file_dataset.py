@@ -48,13 +48,11 @@ def test_ranks_run_the_same_number_of_batches(make_task, b64_image):
     assert counts == [2, 2]
 
 
-def test_seek_resumes_sequential_reading(write_tsv):
+def test_slice_rows_by_index(write_tsv):
     ds = FileDataset(write_tsv(_rows(7)), "0", slice_id=1, slice_count=2)  # rows 4..6
-    assert [r[0] for r in ds] == ["4", "5", "6"]
-    ds._seek(1)
-    assert [r[0] for r in ds] == ["5", "6"]
+    assert [ds[i][0] for i in range(len(ds))] == ["4", "5", "6"]
     with pytest.raises(IndexError):
-        ds._seek(4)
+        ds[3]
 
 
 def test_cached_index_is_used(write_tsv):

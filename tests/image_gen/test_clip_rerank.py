@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from utils.image_gen_utils import ClipScorer, rank_images, save_images
+from models.text_to_image import ClipScorer, rank_images, save_images
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +64,7 @@ def test_an_image_is_most_similar_to_itself(scorer):
 
 def test_task_reranking_by_caption_or_reference_image(scorer, vqgan_files):
     from models.vqgan import load_vqgan
-    from utils.image_gen_utils import TextToImageTools
+    from models.text_to_image import TextToImageTools
 
     tools = TextToImageTools(load_vqgan(*vqgan_files), scorer, code_offset=50265, num_codes=16, eos=2)
     images = solid_images()

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 import criterions  # noqa: F401  (registers the criterions)
 from criterions.clip_scst_loss import ClipScstRewardCriterion, ClipScstRewardCriterionConfig
-from utils.image_gen_utils import ClipScorer, TextToImageTools, caption_of_source, code_token_offset, codes_to_images
+from models.text_to_image import ClipScorer, TextToImageTools, caption_of_source, codes_to_images
 
 CONSTRAINT_RANGE = "50265,58457"  # the <code_i> ids of the 59457-symbol dictionary
 CAPTIONS = ["a red car", "two dogs on the grass"]  # the rows of the image_gen_task fixture
@@ -29,7 +29,7 @@ def scst(image_gen_task, small_ofa_model, valid_batch, code_image_size):
 def test_built_from_the_registry_with_the_original_options(scst):
     criterion = scst[3]
     assert isinstance(criterion, ClipScstRewardCriterion)
-    assert criterion.CLIP_REWARD_WEIGHT == 2.5 and criterion.constraint_range == (50265, 58457)
+    assert criterion.CLIP_REWARD_WEIGHT == 2.5 and criterion.allowed_tokens.tolist() == [0, 1, 2, 3, *range(50265, 58457)]
     parser = argparse.ArgumentParser()
     gen_parser_from_dataclass(parser, ClipScstRewardCriterionConfig())
     args = parser.parse_args(["--ignore-prefix-size", "1", "--constraint-range", CONSTRAINT_RANGE])
@@ -39,7 +39,7 @@ def test_built_from_the_registry_with_the_original_options(scst):
 def test_reward_is_weighted_clip_similarity_to_the_caption(scst, clip_file):
     task, _, sample, criterion = scst
     assert [caption_of_source(task, src) for src in sample["net_input"]["src_tokens"]] == CAPTIONS
-    offset, eos = code_token_offset(task.target_dictionary), task.target_dictionary.eos()
+    offset, eos = task.vocab.codes.start, task.vocab.eos
     assert offset == 50265
     codes = torch.randint(0, 8192, (4, 16), generator=torch.Generator().manual_seed(3))
     candidates = [torch.cat([row + offset, torch.tensor([eos])]) for row in codes]

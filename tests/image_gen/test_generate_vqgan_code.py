@@ -5,7 +5,7 @@ from PIL import Image
 
 from data.data_utils import encode_image_base64
 from models.vqgan import load_vqgan
-from utils.generate_vqgan_code import encode_file, parse_args, vqgan_transform
+from scripts.generate_vqgan_code import encode_file, parse_args, vqgan_transform
 
 
 def gradient_image(width, height, seed):

@@ -132,7 +132,7 @@ def test_generate_for_vqgan_code_command(workspace, vqgan_files):
     env = {"INPUT_FILE": str(workspace / "dataset/coco_image_gen_data/coco_vqgan_dev.tsv"), "CODE_IMAGE_SIZE": "32",
            "OUTPUT_FILE": str(workspace / "codes.tsv")}
     argv = command("generate_for_vqgan_code.sh", workspace, **env)
-    assert argv[:3] == ["python", "-m", "utils.generate_vqgan_code"]
+    assert argv[:3] == ["python", "-m", "scripts.generate_vqgan_code"]
     check(flags(argv), {"--selected_cols": "0,1,2,3", "--code_image_size": "32", "--vq_model": "vqgan",
                         "--file": env["INPUT_FILE"], "--outputs": env["OUTPUT_FILE"],
                         "--vqgan_model_path": str(workspace / "checkpoints/vqgan/last.ckpt")})

@@ -612,3 +612,39 @@ def test_language_model_fusion_adds_weighted_log_probs(bigram):
     assert hypo["tokens"].tolist() == [A, B, EOS]
     expected = 1.5 * torch.log(torch.tensor([0.40, 0.70, 0.80]))
     torch.testing.assert_close(hypo["positional_scores"], expected, atol=1e-5, rtol=0)
+
+
+def box_dictionary():
+    """Words w0..w3 (ids 4..7), then <bin_0>..<bin_3> (ids 8..11)."""
+    dictionary = word_dictionary(4)
+    for i in range(4):
+        dictionary.add_symbol(f"<bin_{i}>")
+    return dictionary
+
+
+@pytest.mark.parametrize("beam_size", [1, 3])
+def test_bins_only_keeps_a_box_writing_model_unchanged(beam_size):
+    """A model that writes bins anyway decodes to the same hypotheses with the same scores (log-prob masking)."""
+    dictionary = box_dictionary()
+    model = bigram_model(dictionary, {BOS: {9: 0.8, 10: 0.1}, 9: {11: 0.7, 8: 0.2}, 10: {8: 0.8}, 11: {9: 0.9},
+                                      8: {10: 0.8}})
+    options = dict(beam_size=beam_size, min_len=4, max_len_a=0, max_len_b=4)
+    plain = SequenceGenerator([model], dictionary, **options).generate([model], source_sample(bsz=2))
+    boxed = SequenceGenerator([model], dictionary, bins_only=True, **options).generate([model], source_sample(bsz=2))
+    for plain_hypos, boxed_hypos in zip(plain, boxed):
+        assert plain_hypos[0]["tokens"].tolist() == boxed_hypos[0]["tokens"].tolist() == [9, 11, 9, 11, EOS]
+        torch.testing.assert_close(plain_hypos[0]["positional_scores"], boxed_hypos[0]["positional_scores"])
+
+
+def test_bins_only_never_writes_a_word():
+    """A weak model preferring words writes only bins (then eos) under bins_only, without it a word."""
+    dictionary = box_dictionary()
+    model = bigram_model(dictionary, {prev: {A: 0.5, B: 0.3} for prev in range(len(dictionary))})
+    options = dict(beam_size=2, min_len=4, max_len_a=0, max_len_b=4)
+    plain = SequenceGenerator([model], dictionary, **options).generate([model], source_sample())[0][0]
+    assert A in plain["tokens"].tolist()
+    for hypo in SequenceGenerator([model], dictionary, bins_only=True, **options).generate([model], source_sample())[0]:
+        tokens = hypo["tokens"].tolist()
+        assert len(tokens) == 5 and tokens[-1] == EOS and all(8 <= t < 12 for t in tokens[:-1])
+    with pytest.raises(ValueError, match="<bin_i>"):
+        SequenceGenerator([model], word_dictionary(), bins_only=True)

@@ -154,9 +154,9 @@ def test_vqa_prompt_types_objects_and_candidates(make_task, tmp_path, prompt_typ
     assert torch.nonzero(mask[first + 2]).flatten().tolist() == [EOS] and not mask[:first].any()
     batch = dataset.collater([sample])
     assert batch["prefix_tokens"].tolist() == [prompt[1:]] and batch["decoder_prompts"][0] == prompt
-    task.build_candidate_batches()
-    assert [len(a) for a in task.valid_answers_list] == [3]
-    assert task.valid_constraint_masks_list[0][2].shape == (3, VOCAB)
+    assert len(task.answer_items) == 3 and answer in [a.tolist() for a in task.answer_items]
+    # the candidate "red car" is scored under the same trie masks as the training target
+    assert torch.equal(task.constraint_trie.answer_masks(answer + [EOS], VOCAB, BOS), mask[first:])
 
 
 def test_vqa_unconstrained_has_no_masks(make_task):

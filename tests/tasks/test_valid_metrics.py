@@ -27,25 +27,31 @@ def head_tsv(path, rows, out):
     return str(out)
 
 
-def validate(task_name, data, tmp_path, **options):
-    """One validation pass of a tiny random model through the task's real valid_step/reduce_metrics."""
+def _task_model_sample(task_name, data, tmp_path, **options):
+    """A task reading the first 4 rows of ``data``, a tiny random model and the batch of those rows."""
     from fairseq.tasks import setup_task
     from omegaconf import OmegaConf
 
-    import criterions  # noqa: F401
     import tasks  # noqa: F401
-    from criterions.label_smoothed_cross_entropy import AdjustLabelSmoothedCrossEntropyCriterion
 
     valid = head_tsv(data, 4, tmp_path / "valid.tsv")
     task = setup_task(OmegaConf.create({"_name": task_name, "data": f"{valid},{valid}", "patch_image_size": 48,
                                         **options}))
     torch.manual_seed(0)
-    model = build_ofa_model("ofa_tiny", dictionary=task.source_dictionary, **SMALL)
-    if task.generates_at_validation:  # what task.build_model does for a model built from the command line
-        task.sequence_generator = task.build_generator([model], Namespace(**json.loads(task.cfg.eval_args)))
+    model = build_ofa_model("ofa_tiny", dictionary=task.source_dictionary, **SMALL).eval()
     task.load_dataset("valid")
     dataset = task.datasets["valid"]
-    sample = dataset.collater([dataset[i] for i in range(len(dataset))])
+    return task, model, dataset.collater([dataset[i] for i in range(len(dataset))])
+
+
+def validate(task_name, data, tmp_path, **options):
+    """One validation pass of a tiny random model through the task's real valid_step/reduce_metrics."""
+    import criterions  # noqa: F401
+    from criterions.label_smoothed_cross_entropy import AdjustLabelSmoothedCrossEntropyCriterion
+
+    task, model, sample = _task_model_sample(task_name, data, tmp_path, **options)
+    if task.generates_at_validation:  # what task.build_model does for a model built from the command line
+        task.sequence_generator = task.build_generator([model], Namespace(**json.loads(task.cfg.eval_args)))
     criterion = AdjustLabelSmoothedCrossEntropyCriterion(task, sentence_avg=False, label_smoothing=0.1)
     _, _, log = task.valid_step(sample, model, criterion)
     with metrics.aggregate() as agg:
@@ -86,3 +92,40 @@ def test_matthews_corrcoef_by_hand():
 def test_caption_eval_bleu_is_refused(tiny_data, tmp_path):
     with pytest.raises(ValueError, match="--eval-bleu is not supported"):
         validate("caption", tiny_data / "caption" / "valid.tsv", tmp_path, selected_cols="0,4,2", eval_bleu=True)
+
+
+def test_refcoco_generators_write_only_bins(tiny_data, tmp_path):
+    """Every refcoco generator (validation, evaluate.py, prediction) is confined to <bin_i> tokens: an untrained
+    model, which writes words here without the constraint, still yields four coordinates per box."""
+    from models.sequence_generator import SequenceGenerator
+
+    options = {"selected_cols": "0,4,2,3", "eval_acc": True,
+               "eval_args": '{"beam": 2, "min_len": 4, "max_len_a": 0, "max_len_b": 4}'}
+    task, model, sample = _task_model_sample("refcoco", tiny_data / "refcoco" / "valid.tsv", tmp_path, **options)
+    args = Namespace(**json.loads(options["eval_args"]))
+    unconstrained = SequenceGenerator([model], task.target_dictionary, beam_size=2, min_len=4, max_len_b=4)
+    words = [t for hypos in unconstrained(sample) for t in hypos[0]["tokens"][:-1].tolist() if t not in task.vocab.bins]
+    assert words, "the untrained model must write a non-bin token without the constraint"
+    for zero_shot in (False, True):
+        task.zero_shot = zero_shot
+        generator = task.build_generator([model], args)
+        for hypos in generator(sample):
+            assert all(t in task.vocab.bins for t in hypos[0]["tokens"][:-1].tolist())
+        results, hits = task.eval_step(generator, [model], sample)
+        assert len(results) == len(hits) == 4 and all(min(r["box"]) >= 0 for r in results)
+
+
+# the --best-checkpoint-metric of the original's run_scripts/*/train_*.sh
+ORIGINAL_BEST_CHECKPOINT_METRICS = {
+    "caption": "cider", "refcoco": "score", "snli_ve": "snli_score", "vqa_gen": "vqa_score", "image_classify": "score",
+    "image_gen": "score", "gigaword": "rougeL_f1", "cola": "mcc", "mnli": "acc", "mrpc": "acc", "qnli": "acc",
+    "qqp": "acc", "rte": "acc", "sst2": "acc",
+}
+
+
+def test_one_metric_name_per_task_as_the_original_scripts_select():
+    import tasks  # noqa: F401
+    from fairseq.tasks import TASK_REGISTRY
+
+    assert {name: TASK_REGISTRY[name].metric_name for name in ORIGINAL_BEST_CHECKPOINT_METRICS} == \
+        ORIGINAL_BEST_CHECKPOINT_METRICS

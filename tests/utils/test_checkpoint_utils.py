@@ -9,6 +9,7 @@ import pytest
 import torch
 from omegaconf import DictConfig
 
+from tasks.loading import load_model_ensemble_and_task
 from utils import checkpoint_utils
 from utils.checkpoint_utils import CheckpointError
 
@@ -50,7 +51,7 @@ def test_arg_overrides_reach_the_nested_namespace(original_checkpoint):
 
 def test_model_ensemble_and_task_from_original_checkpoint(original_checkpoint, caption_overrides):
     state = checkpoint_utils.load_checkpoint_to_cpu(original_checkpoint)
-    models, cfg, task = checkpoint_utils.load_model_ensemble_and_task([original_checkpoint],
+    models, cfg, task = load_model_ensemble_and_task([original_checkpoint],
                                                                       arg_overrides=caption_overrides)
     assert type(task).__name__ == "CaptionTask" and cfg.task.data == caption_overrides["data"]
     loaded = models[0].state_dict()
@@ -61,20 +62,20 @@ def test_model_ensemble_and_task_from_original_checkpoint(original_checkpoint, c
 
 def test_checkpoint_without_rp_buckets_loads(original_checkpoint, caption_overrides, tmp_path):
     """The bucket tables are computed, not learned: checkpoints that omit them still load strictly."""
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([original_checkpoint],
+    models, _, _ = load_model_ensemble_and_task([original_checkpoint],
                                                                  arg_overrides=caption_overrides)
     state = checkpoint_utils.torch_load_safely(original_checkpoint)
     expected = {k: v for k, v in state["model"].items() if k.endswith("rp_bucket")}
     state["model"] = {k: v for k, v in state["model"].items() if not k.endswith("rp_bucket")}
     path = tmp_path / "no_buckets.pt"
     torch.save(state, path)
-    reloaded, _, _ = checkpoint_utils.load_model_ensemble_and_task([str(path)], arg_overrides=caption_overrides)
+    reloaded, _, _ = load_model_ensemble_and_task([str(path)], arg_overrides=caption_overrides)
     for name, table in expected.items():
         assert torch.equal(reloaded[0].state_dict()[name], table), name
 
 
 def test_other_architecture_is_one_line_naming_file_and_key(original_checkpoint, caption_overrides, tmp_path):
-    models, _, _ = checkpoint_utils.load_model_ensemble_and_task([original_checkpoint],
+    models, _, _ = load_model_ensemble_and_task([original_checkpoint],
                                                                  arg_overrides=caption_overrides)
     state = checkpoint_utils.load_checkpoint_to_cpu(original_checkpoint)
     weights = dict(state["model"])

@@ -25,14 +25,6 @@ CAPTION_PROMPT = " what is the complete image? caption: "
 CLIP_REWARD_WEIGHT = 2.5
 
 
-def code_token_offset(dictionary) -> int:
-    """Vocabulary id of ``<code_0>``: ``<code_i>`` is ``offset + i``."""
-    offset = dictionary.index("<code_0>")
-    if offset == dictionary.unk():
-        raise ValueError("the dictionary has no <code_i> symbols (image codes)")
-    return offset
-
-
 def tokens_to_codes(tokens: Sequence[Tensor], offset: int, num_codes: int, eos: int) -> Tensor:
     """Generated hypotheses (token ids, ``eos`` last) -> VQGAN codes (N, num_codes)."""
     rows = []
@@ -170,7 +162,7 @@ class TextToImageTools:
             if missing:
                 raise ValueError(f"text-to-image generation needs {', '.join(missing)}")
             tools = cls(load_vqgan(cfg.vqgan_model_path, cfg.vqgan_config_path),
-                        ClipScorer.from_file(cfg.clip_model_path), code_token_offset(task.target_dictionary),
+                        ClipScorer.from_file(cfg.clip_model_path), task.vocab.codes.start,
                         (cfg.code_image_size // 8) ** 2, task.target_dictionary.eos())
             task.text_to_image_tools = tools
         return tools

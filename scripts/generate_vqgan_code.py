@@ -4,7 +4,7 @@ Input rows (``--selected_cols`` picks the columns): ``uniq-id, image-id, image b
 or ``image-id, image base64`` (images only). Output rows: ``uniq-id, image-id, text, codes`` or
 ``image-id, codes``, codes space-separated (``(code_image_size / 8) ** 2`` of them).
 
-    python -m utils.generate_vqgan_code --file in.tsv --outputs out.tsv --selected_cols 0,1,2,3 \\
+    python -m scripts.generate_vqgan_code --file in.tsv --outputs out.tsv --selected_cols 0,1,2,3 \\
         --code_image_size 256 --vq_model vqgan --vqgan_model_path last.ckpt --vqgan_config_path model.yaml
 """
 from __future__ import annotations

@@ -1,7 +1,12 @@
 """Convert OFA checkpoints between the Hugging Face / ModelScope layout and ours (the original fairseq layout).
 
-    python utils/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
-    python utils/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
+    python scripts/convert_checkpoint.py to-fairseq HF_DIR OUT.pt
+    python scripts/convert_checkpoint.py to-hf CKPT.pt OUT_DIR [--model-overrides "{'arch': 'ofa_base'}"]
+
+``to-hf`` also writes what the ports need beside the weights: the BART-style tokenizer files (``vocab.json``,
+``merges.txt``) and, for a checkpoint of a task ModelScope has a pipeline for, its ``configuration.json``
+(task, patch image size, the generation settings of the task's evaluate script); ``to-fairseq`` reads the task
+back from it.
 
 Both ports (OFA-Sys/OFA branch ``feature/add_transformers`` and ModelScope ``models/multi_modal/ofa``) keep the
 fairseq module names except inside the Transformer layers (``LAYER_RENAMES``), always share the encoder/decoder token
@@ -431,11 +436,16 @@ def load_hf_dir(path: Union[str, os.PathLike]) -> Tuple[StateDict, Dict[str, Any
 
 
 def hf_dir_to_fairseq_file(hf_dir: Union[str, os.PathLike], out_file: Union[str, os.PathLike]) -> Dict[str, Any]:
-    """Convert a model folder to a checkpoint file our loader reads; returns the model options."""
+    """Convert a model folder to a checkpoint file our loader reads (with the task of its configuration.json,
+    when :func:`fairseq_file_to_hf_dir` wrote one); returns the model options."""
     state, options = convert_hf_to_fairseq(hf_dir)
     Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    cfg: Dict[str, Any] = {"model": argparse.Namespace(**options)}
+    task = fairseq_task_from_configuration(hf_dir)
+    if task is not None:
+        cfg["task"] = task
     checkpoint = {
-        "args": None, "cfg": {"model": argparse.Namespace(**options)}, "model": state,
+        "args": None, "cfg": cfg, "model": state,
         # fairseq's entries for a model with no training history here (finetuning passes --reset-optimizer)
         "optimizer_history": [{"criterion_name": None, "optimizer_name": None, "lr_scheduler_state": {},
                                "num_updates": 0}],
@@ -445,15 +455,160 @@ def hf_dir_to_fairseq_file(hf_dir: Union[str, os.PathLike], out_file: Union[str,
     return options
 
 
+def _task_cfg(checkpoint: Mapping[str, Any]) -> Dict[str, Any]:
+    """The task options a checkpoint was trained with ({} when it holds none, e.g. a bare state dict)."""
+    cfg = checkpoint.get("cfg") or {}
+    task = cfg.get("task") if isinstance(cfg, Mapping) else None
+    if task:
+        return dict(task)
+    args = checkpoint.get("args")
+    if isinstance(args, argparse.Namespace) and getattr(args, "task", None):
+        return {**vars(args), "_name": args.task}
+    return {}
+
+
 def fairseq_file_to_hf_dir(checkpoint_file: Union[str, os.PathLike], out_dir: Union[str, os.PathLike],
-                           arch_overrides: Optional[Mapping[str, Any]] = None) -> Dict[str, Any]:
-    """Convert our checkpoint file to a model folder (pytorch_model.bin + config.json); returns the config."""
-    hf_state, config = convert_fairseq_to_hf(torch_load_safely(str(checkpoint_file)), arch_overrides)
+                           arch_overrides: Optional[Mapping[str, Any]] = None,
+                           task_overrides: Optional[Mapping[str, Any]] = None,
+                           allow_position_mismatch: bool = False) -> Dict[str, Any]:
+    """Convert our checkpoint file to a model folder the ports load as it is: pytorch_model.bin, config.json,
+    the tokenizer files and (for tasks ModelScope has) configuration.json; returns the config."""
+    checkpoint = torch_load_safely(str(checkpoint_file))
+    hf_state, config = convert_fairseq_to_hf(checkpoint, arch_overrides)
+    check_position_layout(config, allow_position_mismatch)
+    task_cfg = {**_task_cfg(checkpoint), **(task_overrides or {})}
+    configuration = modelscope_configuration(task_cfg) if task_cfg else None
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_checkpoint_file(hf_state, out_dir / "pytorch_model.bin")
     (out_dir / "config.json").write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    if task_cfg.get("bpe") == "bert":  # OFA-CN: the ports' OFATokenizerZH reads BERT's vocab.txt
+        from data.bert_bpe import BERT_CN_DIR
+
+        (out_dir / "vocab.txt").write_bytes((Path(task_cfg.get("bpe_dir") or BERT_CN_DIR) / "vocab.txt").read_bytes())
+    else:
+        write_tokenizer_files(out_dir)
+    if configuration is not None:
+        settings, answers = configuration
+        (out_dir / CONFIGURATION_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        if answers is not None:
+            (out_dir / ANSWERS_FILE).write_text(json.dumps(answers, ensure_ascii=False) + "\n")
     return config
+
+
+# ---- what the ports need beside the weights ---------------------------------------------------------------------
+
+TOKENIZER_SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+CONFIGURATION_FILE = "configuration.json"  # ModelScope's model configuration
+ANSWERS_FILE = "answer2label.json"
+# our task -> (ModelScope task and pipeline name, gen_type: generate text, or score every candidate answer)
+MODELSCOPE_TASKS = {
+    "caption": ("image-captioning", "generation"),
+    "refcoco": ("visual-grounding", "generation"),
+    "vqa_gen": ("visual-question-answering", "generation"),
+    "snli_ve": ("visual-entailment", "traverse"),
+    "image_classify": ("image-classification", "traverse"),
+}
+# our generation option -> ModelScope's sequence generator argument (model.beam_search)
+MODELSCOPE_GENERATION = {"beam": "beam_size", "max_len_a": "max_len_a", "max_len_b": "max_len_b",
+                         "min_len": "min_len", "no_repeat_ngram_size": "no_repeat_ngram_size",
+                         "temperature": "temperature", "lenpen": "len_penalty"}
+# task options that name files of the converting machine; answers travel in answer2label.json instead
+MACHINE_LOCAL_TASK_OPTIONS = ("data", "bpe_dir", "ans2label_file", "eval_cider_cached_tokens", "vqgan_model_path",
+                              "vqgan_config_path", "clip_model_path", "gen_images_path")
+
+
+def write_tokenizer_files(out_dir: Union[str, os.PathLike], bpe_dir: Optional[str] = None) -> None:
+    """``vocab.json`` (BART order: the 4 specials, dict.txt's symbols as GPT-2 BPE strings, ``<mask>``: the ids
+    of our dictionary) and ``merges.txt`` (GPT-2's merges), as the ports' OFATokenizer reads them."""
+    from data.dictionary import BPE_DIR
+
+    bpe_dir = Path(bpe_dir or BPE_DIR)
+    token_of_id = {gpt2_id: token for token, gpt2_id in json.loads((bpe_dir / "encoder.json").read_text()).items()}
+    vocab = {symbol: i for i, symbol in enumerate(TOKENIZER_SPECIALS)}
+    for line_number, line in enumerate((bpe_dir / "dict.txt").read_text(encoding="utf-8").splitlines(), 1):
+        symbol = line.rsplit(" ", 1)[0]
+        token = token_of_id.get(int(symbol)) if symbol.isdigit() else symbol  # madeupwordNNNN stay as they are
+        if token is None or token in vocab:
+            raise ValueError(f"{bpe_dir / 'dict.txt'}: line {line_number}: {symbol!r} is not a distinct GPT-2 BPE id")
+        vocab[token] = len(vocab)
+    vocab["<mask>"] = len(vocab)
+    out_dir = Path(out_dir)
+    (out_dir / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out_dir / "merges.txt").write_bytes((bpe_dir / "vocab.bpe").read_bytes())
+
+
+def _answers(task_cfg: Mapping[str, Any]) -> Optional[Dict[str, int]]:
+    """The task's candidate answers ({answer: label}), or None for open-ended tasks."""
+    if task_cfg.get("ans2label_file"):
+        import pickle
+
+        path = task_cfg["ans2label_file"]
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"the checkpoint's ans2label_file {path} is not here; pass "
+                                    f"--model-overrides \"{{'ans2label_file': 'PATH'}}\"")
+        with open(path, "rb") as f:
+            return dict(pickle.load(f))
+    if task_cfg.get("ans2label_dict") and not task_cfg.get("unconstrained_training"):
+        return json.loads(task_cfg["ans2label_dict"])
+    return None
+
+
+def modelscope_configuration(task_cfg: Mapping[str, Any]) -> Optional[Tuple[Dict[str, Any], Optional[Dict]]]:
+    """(ModelScope's configuration.json, answer2label or None) for a checkpoint's task config; None when
+    ModelScope has no pipeline for the task. Generation settings are those of the task's evaluate script."""
+    from inference.predictor import FAIRSEQ_GENERATION_DEFAULTS, GENERATION_DEFAULTS
+
+    name = task_cfg.get("_name")
+    if name not in MODELSCOPE_TASKS:
+        return None
+    modelscope_task, gen_type = MODELSCOPE_TASKS[name]
+    generation = {**FAIRSEQ_GENERATION_DEFAULTS, **GENERATION_DEFAULTS[name]}
+    beam_search = {theirs: generation[ours] for ours, theirs in MODELSCOPE_GENERATION.items()}
+    beam_search["normalize_scores"] = not generation["unnormalized"]
+    if task_cfg.get("constraint_range"):
+        beam_search["constraint_range"] = task_cfg["constraint_range"]
+    language = "zh" if task_cfg.get("bpe") == "bert" else "en"
+    model = {"type": "ofa", "language": language, "gen_type": gen_type, "beam_search": beam_search,
+             "patch_image_size": task_cfg.get("patch_image_size", 480),
+             "max_image_size": task_cfg.get("max_image_size", task_cfg.get("patch_image_size", 480)),
+             "imagenet_default_mean_and_std": bool(task_cfg.get("imagenet_default_mean_and_std", False))}
+    answers = _answers(task_cfg) if gen_type == "traverse" or name == "vqa_gen" else None
+    if answers is not None:
+        model["answer2label"] = ANSWERS_FILE
+    # our task options travel along so that to-fairseq restores the task; this machine's file paths are unset
+    # (kept as keys: --model-overrides only sets options a checkpoint has)
+    fairseq_task = {k: None if k in MACHINE_LOCAL_TASK_OPTIONS else v for k, v in task_cfg.items()}
+    if answers is not None and "ans2label_dict" in fairseq_task:
+        fairseq_task["ans2label_dict"] = json.dumps(answers)
+    configuration = {"framework": "pytorch", "task": modelscope_task, "pipeline": {"type": modelscope_task},
+                     "model": model, "preprocessor": {}, "fairseq_task": fairseq_task}
+    return configuration, answers
+
+
+def fairseq_task_from_configuration(hf_dir: Union[str, os.PathLike]) -> Optional[Dict[str, Any]]:
+    """Our task config stored in a folder's configuration.json by :func:`fairseq_file_to_hf_dir` (None if absent)."""
+    path = Path(hf_dir) / CONFIGURATION_FILE
+    if not path.is_file():
+        return None
+    configuration = json.loads(path.read_text())
+    task = dict(configuration.get("fairseq_task") or {})
+    return task or None
+
+
+def check_position_layout(options: Mapping[str, Any], allow_mismatch: bool) -> None:
+    """The ports add token positions to the decoder input only with entangle_position_embedding; the original
+    layout adds them unless --disable-entangle: such a checkpoint converts to a port that computes otherwise."""
+    if options.get("use_ofasys") or options.get("disable_entangle") or options.get("entangle_position_embedding"):
+        return
+    message = ("the checkpoint was trained without --disable-entangle: its decoder adds token positions to its "
+               "inputs, which the Hugging Face/ModelScope ports do not, so they would compute other outputs. "
+               "Finetune with --disable-entangle (as the original's finetuning scripts do), or pass "
+               "--allow-position-mismatch to convert anyway")
+    if not allow_mismatch:
+        raise CheckpointLayoutError(message)
+    print(f"warning: {message}", file=sys.stderr)
+
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -467,6 +622,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     to_hf.add_argument("out_dir", help="folder to write pytorch_model.bin and config.json to")
     to_hf.add_argument("--model-overrides", default="{}",
                        help="Python dict literal of model options, e.g. \"{'arch': 'ofa_base'}\" for bare state dicts")
+    to_hf.add_argument("--task-overrides", default="{}",
+                       help="Python dict literal of task options, e.g. \"{'ans2label_file': 'ans2label.pkl'}\" "
+                            "when the checkpoint's file is elsewhere on this machine")
+    to_hf.add_argument("--allow-position-mismatch", action="store_true",
+                       help="convert a checkpoint trained without --disable-entangle although the ports compute "
+                            "other outputs for it")
     args = parser.parse_args(argv)
     source = args.hf_dir if args.command == "to-fairseq" else args.checkpoint
     try:
@@ -474,7 +635,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             options = hf_dir_to_fairseq_file(args.hf_dir, args.out)
             print(f"wrote {args.out} (--arch {options['arch']})")
         else:
-            hf_config = fairseq_file_to_hf_dir(args.checkpoint, args.out_dir, ast.literal_eval(args.model_overrides))
+            hf_config = fairseq_file_to_hf_dir(args.checkpoint, args.out_dir, ast.literal_eval(args.model_overrides),
+                                               ast.literal_eval(args.task_overrides), args.allow_position_mismatch)
             print(f"wrote {args.out_dir} (d_model {hf_config['d_model']}, {hf_config['encoder_layers']}+"
                   f"{hf_config['decoder_layers']} layers, "
                   f"{hf_config['vit_type'] if hf_config['use_ofasys'] else hf_config['resnet_type']})")

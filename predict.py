@@ -1,0 +1,132 @@
+#!/usr/bin/env python3 -u
+"""Caption, answer questions about, ground phrases in, entail or classify your own images.
+
+    python predict.py --path caption.pt --task caption photos/
+    python predict.py --path vqa.pt --task vqa_gen --question "what color is the car?" car.jpg
+    python predict.py --path refcoco.pt --task refcoco --text "the dog on the left" dog.jpg --draw boxes/
+
+One JSON line per image on stdout (or ``--output FILE.jsonl``): ``{"image": PATH, "caption"|"answer"|"box"|
+"label": ...}``, boxes as ``[x0, y0, x1, y1]`` in pixels of the input image. Generation flags and their
+defaults are those of the task's ``run_scripts/<task>/evaluate_*.sh``. The Python API is
+:class:`inference.OFAPredictor`.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+TASKS = ("caption", "vqa_gen", "refcoco", "snli_ve", "image_classify")
+
+
+def expand_images(items: list[str]) -> list[str]:
+    """Image files in argument order; a folder gives its image files (by suffix), sorted."""
+    paths = []
+    for item in items:
+        if os.path.isdir(item):
+            found = sorted(os.path.join(item, name) for name in os.listdir(item)
+                           if name.lower().endswith(IMAGE_SUFFIXES))
+            if not found:
+                raise SystemExit(f"predict.py: error: {item}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+            paths.extend(found)
+        elif os.path.isfile(item):
+            paths.append(item)
+        else:
+            raise SystemExit(f"predict.py: error: {item}: no such file or folder")
+    return paths
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("images", nargs="+", help="image files and/or folders of images")
+    parser.add_argument("--path", required=True, help="checkpoint file, or a converted Hugging Face/ModelScope folder")
+    parser.add_argument("--task", choices=TASKS, help="the task (default: the checkpoint's)")
+    parser.add_argument("--question", help="vqa_gen: the question asked about every image")
+    parser.add_argument("--text", help="refcoco: the referring expression; snli_ve: the hypothesis")
+    parser.add_argument("--premise", help="snli_ve: the text premise (models trained with --add-caption)")
+    parser.add_argument("--instruction",
+                        help="a free prompt in place of the task's, e.g. \"what is the man holding?\" (task caption; "
+                             "--zero-shot for other checkpoints): the JSON line holds \"text\"")
+    parser.add_argument("--zero-shot", action="store_true",
+                        help="run the checkpoint's weights as --task (pretrained or converted checkpoints)")
+    parser.add_argument("--all-candidates", action="store_true",
+                        help="vqa_gen: score every candidate answer instead of beam search over the answer set")
+    parser.add_argument("--model-overrides", default="{}",
+                        help="Python dict literal of task/model options, e.g. \"{'patch_image_size': 384}\"")
+    gen = parser.add_argument_group("generation (defaults: the task's evaluate script, else fairseq's)")
+    gen.add_argument("--beam", type=int)
+    gen.add_argument("--max-len-a", type=float)
+    gen.add_argument("--max-len-b", type=int)
+    gen.add_argument("--min-len", type=int)
+    gen.add_argument("--no-repeat-ngram-size", type=int)
+    gen.add_argument("--lenpen", type=float)
+    gen.add_argument("--temperature", type=float)
+    gen.add_argument("--unnormalized", action="store_true", default=None, help="compare hypotheses by raw scores")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    parser.add_argument("--output", help="write the JSON lines to this file instead of stdout")
+    parser.add_argument("--draw", metavar="OUT_DIR", help="save each image with its prediction drawn on it")
+    parser.add_argument("--no-progress-bar", action="store_true")
+    parser.add_argument("--verbose", action="store_true",
+                        help="INFO logs and third-party warnings on the console (also OFA_SHOW_WARNINGS=1)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    from utils.logging_setup import configure_logging
+
+    configure_logging(verbose=args.verbose)
+    from PIL import Image
+    from tqdm import tqdm
+
+    from inference.draw import draw_prediction
+    from inference.predictor import OFAPredictor, PredictionError, Request
+    from utils.checkpoint_utils import CheckpointError
+
+    images = expand_images(args.images)
+    try:
+        overrides = ast.literal_eval(args.model_overrides)
+        if not isinstance(overrides, dict):
+            raise ValueError("not a dict")
+    except (ValueError, SyntaxError) as err:
+        raise SystemExit(f"predict.py: error: --model-overrides {args.model_overrides!r}: {err}") from None
+    generation = {name: getattr(args, name) for name in (
+        "beam", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram_size", "lenpen", "temperature", "unnormalized")}
+    text = args.question if args.question is not None else args.text
+    if args.question is not None and args.text is not None:
+        raise SystemExit("predict.py: error: give --question (vqa_gen) or --text (refcoco, snli_ve), not both")
+    out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    try:
+        predictor = OFAPredictor.from_checkpoint(
+            args.path, task=args.task, model_overrides=overrides, zero_shot=args.zero_shot,
+            device="cpu" if args.cpu else None, batch_size=args.batch_size, all_candidates=args.all_candidates,
+            **generation)
+        if args.draw:
+            os.makedirs(args.draw, exist_ok=True)
+        requests = [Request(path, text, args.premise, args.instruction) for path in images]
+        bar = tqdm(total=len(requests), unit="image", disable=args.no_progress_bar, file=sys.stderr)
+        for request, output in zip(requests, predictor.predict(requests, progress=bar.update)):
+            out.write(json.dumps({"image": request.image, **output}) + "\n")
+            out.flush()
+            if args.draw:
+                with Image.open(request.image) as image:
+                    drawn = draw_prediction(image, output, text=request.text if "box" in output else None)
+                stem = os.path.splitext(os.path.basename(request.image))[0]
+                drawn.save(os.path.join(args.draw, f"{stem}.png"))
+        bar.close()
+    except (PredictionError, CheckpointError, OSError, ValueError) as err:
+        raise SystemExit("predict.py: error: " + " ".join(str(err).split())) from None
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    if args.output:
+        print(f"wrote {len(requests)} predictions to {args.output}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Command-line tools: checkpoint conversion, VQGAN code generation (``python -m scripts.NAME``)."""

@@ -1,0 +1,106 @@
+"""predict.py and the Python API: the same outputs as evaluate.py on the same rows, files in, JSON lines out."""
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from data.data_utils import _base64_bytes
+from test_evaluate import _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _image_files(tsv: str, image_column: int, folder: Path) -> list[Path]:
+    """The images of a TSV's rows as files ``folder/row<i>.<ext>`` (the bytes the base64 column holds)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, line in enumerate(tsv.splitlines()):
+        raw = _base64_bytes(line.split("\t")[image_column])
+        suffix = "jpg" if raw.startswith(b"\xff\xd8") else "png"
+        path = folder / f"row{i}.{suffix}"
+        path.write_bytes(raw)
+        paths.append(path)
+    return paths
+
+
+def test_caption_api_and_cli_equal_evaluate(shared, e2e_caption_checkpoint, tmp_path):
+    """evaluate.py writes the original's captions on e2e_caption/test.tsv (test_evaluate.py); so do these."""
+    from inference import OFAPredictor
+    import predict
+
+    expected = [p["caption"] for p in json.loads((shared / "e2e_caption" / "expected_predict.json").read_text())]
+    images = _image_files((shared / "e2e_caption" / "test.tsv").read_text(), 4, tmp_path / "images")
+    predictor = OFAPredictor.from_checkpoint(e2e_caption_checkpoint, batch_size=3)
+    assert [predictor.caption(path) for path in images[:1]] == expected[:1]
+    with Image.open(images[1]) as image:  # an in-memory image works too
+        assert predictor.caption(image.copy()) == expected[1]
+    # a free instruction replaces the prompt: the caption prompt itself gives the caption
+    assert predictor.generate(images[2], "what does the image describe?") == expected[2]
+
+    out = tmp_path / "captions.jsonl"
+    predict.main(["--path", str(e2e_caption_checkpoint), str(tmp_path / "images"), "--batch-size", "3",
+                  "--output", str(out), "--draw", str(tmp_path / "drawn"), "--no-progress-bar"])
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["image"] for line in lines] == [str(p) for p in images]
+    assert [line["caption"] for line in lines] == expected
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == [f"row{i}.png" for i in range(4)]
+
+
+@pytest.mark.parametrize("mode", ["beam", "allcand"])
+def test_vqa_answers_equal_evaluate(mode, e2e_caption_checkpoint, shared, tmp_path):
+    from inference import OFAPredictor, Request
+
+    data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
+    data, task_cfg = _tiny_task_files(data_parity, "vqa_gen", tmp_path)
+    checkpoint = tmp_path / "vqa.pt"
+    _make_tiny_checkpoint(e2e_caption_checkpoint, "vqa_gen", task_cfg, checkpoint)
+    flags = ["--beam-search-vqa-eval", "--beam=2", "--max-len-b=20", "--unnormalized"] if mode == "beam" else []
+    expected = [p["answer"] for p in _evaluate_tiny(checkpoint, "vqa_gen", data, tmp_path / "results", flags)]
+
+    rows = [line.split("\t") for line in data.read_text().splitlines()]
+    images = _image_files(data.read_text(), 5, tmp_path / "images")
+    generation = {"beam": 2, "max_len_b": 20} if mode == "beam" else {}
+    predictor = OFAPredictor.from_checkpoint(checkpoint, all_candidates=mode == "allcand", batch_size=2, **generation)
+    outputs = list(predictor.predict([Request(path, row[2]) for path, row in zip(images, rows)]))
+    assert [o["answer"] for o in outputs] == expected
+    assert predictor.answer(images[0], rows[0][2]) == expected[0]
+
+
+def test_refcoco_boxes_equal_evaluate_in_input_pixels(e2e_caption_checkpoint, shared, tmp_path):
+    from inference import OFAPredictor
+    import predict
+
+    data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
+    data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
+    checkpoint = tmp_path / "refcoco.pt"
+    _make_tiny_checkpoint(e2e_caption_checkpoint, "refcoco", task_cfg, checkpoint)
+    flags = ["--beam=2", "--min-len=4", "--max-len-a=0", "--max-len-b=4"]
+    expected = [p["box"] for p in _evaluate_tiny(checkpoint, "refcoco", data, tmp_path / "results", flags)]
+
+    rows = [line.split("\t") for line in data.read_text().splitlines()]
+    images = _image_files(data.read_text(), 4, tmp_path / "images")
+    predictor = OFAPredictor.from_checkpoint(checkpoint, beam=2, no_repeat_ngram_size=0)  # evaluate.py's flags
+    for path, row, box in zip(images, rows, expected):
+        assert predictor.ground(path, row[2]) == pytest.approx(box, abs=0.01)
+
+    out = tmp_path / "boxes.jsonl"
+    predict.main(["--path", str(checkpoint), "--text", rows[0][2], "--beam", "2", "--no-repeat-ngram-size", "0",
+                  str(images[0]), "--output", str(out), "--no-progress-bar"])
+    assert json.loads(out.read_text())["box"] == pytest.approx(expected[0], abs=0.01)
+
+
+def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
+    import predict
+
+    not_image = tmp_path / "notes.jpg"
+    not_image.write_text("not an image")
+    with pytest.raises(SystemExit, match=r"notes\.jpg: .*image"):
+        predict.main(["--path", str(e2e_caption_checkpoint), str(not_image), "--no-progress-bar"])
+    with pytest.raises(SystemExit, match="'caption' checkpoint: use --zero-shot"):
+        predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--text", "x", str(not_image)])
+    with pytest.raises(SystemExit, match="task caption takes no text"):  # not silently ignored
+        predict.main(["--path", str(e2e_caption_checkpoint), "--question", "why?", str(not_image)])
+    with pytest.raises(SystemExit, match="needs a referring expression"):
+        predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])

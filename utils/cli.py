@@ -1,0 +1,38 @@
+"""Command-line parsing shared by train.py and evaluate.py."""
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Optional
+
+HELP_FLAGS = ("-h", "--help")
+
+
+def parse_args_and_arch(parser: argparse.ArgumentParser, argv: Optional[list[str]] = None,
+                        modify_parser: Optional[Callable[[argparse.ArgumentParser], None]] = None):
+    """fairseq's ``options.parse_args_and_arch`` whose ``--help`` also lists the options of the chosen
+    ``--task``, ``--arch`` and ``--criterion``: fairseq adds them after a first parse, which ``--help`` ends
+    before they exist, so help is held back until the parser is complete. The caller registers the OFA
+    components first (``tasks.loading.register_ofa_components``) so their choices exist without --user-dir."""
+    from fairseq import options
+
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not any(flag in argv for flag in HELP_FLAGS):
+        return options.parse_args_and_arch(parser, input_args=argv, modify_parser=modify_parser)
+    calls = []
+
+    def help_when_complete(complete_parser: argparse.ArgumentParser) -> None:
+        if modify_parser is not None:
+            modify_parser(complete_parser)
+        calls.append(complete_parser)
+        if len(calls) == 2:  # fairseq calls this again once every task/model/criterion option is added
+            complete_parser.print_help()
+            sys.exit(0)
+
+    try:
+        options.parse_args_and_arch(parser, input_args=[a for a in argv if a not in HELP_FLAGS],
+                                    modify_parser=help_when_complete, parse_known=True)
+    except RuntimeError:  # fairseq's default --arch is not registered: help without the model's options
+        pass
+    parser.print_help()  # not reached when fairseq calls back twice; keeps --help working if it does not
+    sys.exit(0)
