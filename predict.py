@@ -19,7 +19,7 @@ import os
 import sys
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-TASKS = ("caption", "vqa_gen", "refcoco", "snli_ve", "image_classify")
+TASKS = ("caption", "vqa_gen", "refcoco", "snli_ve", "image_classify", "ocr")
 
 
 def expand_images(items: list[str]) -> list[str]:

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterable, Sequence, Union
 import torch
 from omegaconf import OmegaConf, open_dict
 
+from data.bert_bpe import BERT_CN_DIR
 from data.dictionary import BPE_DIR
 from data.file_dataset import RowError
 from tasks.loading import load_model_ensemble_and_task, register_ofa_components
@@ -33,6 +34,7 @@ GENERATION_DEFAULTS: dict[str, dict[str, Any]] = {
     "vqa_gen": {"beam": 5, "unnormalized": True, "temperature": 1.0},
     "snli_ve": {},
     "image_classify": {},
+    "ocr": {"beam": 5, "max_len_b": 64, "no_repeat_ngram_size": 0},
 }
 FAIRSEQ_GENERATION_DEFAULTS: dict[str, Any] = {
     "beam": 5, "max_len_a": 0, "max_len_b": 200, "min_len": 1, "no_repeat_ngram_size": 0, "lenpen": 1.0,
@@ -108,13 +110,18 @@ def _image_classify_fields(task, uid, image, request):
     return [image, _first_candidate(task)]
 
 
-TEXTLESS_TASKS = ("caption", "image_classify")
+def _ocr_fields(task, uid, image, request):
+    return [uid, image, ""]
+
+
+TEXTLESS_TASKS = ("caption", "image_classify", "ocr")
 ROW_BUILDERS: dict[str, Callable] = {
     "caption": _caption_fields,
     "vqa_gen": _vqa_fields,
     "refcoco": _refcoco_fields,
     "snli_ve": _snli_ve_fields,
     "image_classify": _image_classify_fields,
+    "ocr": _ocr_fields,
 }
 
 
@@ -128,6 +135,8 @@ def output_of(task_name: str, result: dict) -> dict:
         return {"answer": result["answer"], "label": SNLI_VE_LABELS.get(result["answer"], result["answer"])}
     if task_name == "image_classify":
         return {"label": result["answer"]}
+    if task_name == "ocr":
+        return {"text": result["hyp"]}
     return {"answer": result["answer"]}
 
 
@@ -151,6 +160,10 @@ def load_models_and_task(path: str, task_name: str | None, overrides: dict, zero
         raise PredictionError(f"checkpoint not found: {path}")
     saved_cfg = checkpoint_utils.checkpoint_cfg(state, path)
     saved_task = saved_cfg.task._name if saved_cfg.get("task") else None
+    if "bpe_dir" not in overrides:  # the saved path may be another machine's: use the repository's vocabulary
+        bert = saved_task is not None and saved_cfg.task.get("bpe") == "bert"
+        overrides["bpe_dir"] = BERT_CN_DIR if bert else BPE_DIR
+        checkpoint_utils.apply_arg_overrides(state, {"bpe_dir": overrides["bpe_dir"]})
     task_name = task_name or saved_task
     if task_name is None:
         raise PredictionError(f"{path} holds no task configuration (e.g. a converted checkpoint): "
@@ -198,7 +211,7 @@ class OFAPredictor:
         """Load ``path`` (a checkpoint file or a converted HF/ModelScope folder). ``task`` defaults to the
         checkpoint's; ``generation`` overrides the task's evaluate-script defaults (``beam=``, ``max_len_b=``...);
         VQA decodes by beam search over the answer set unless ``all_candidates`` (score every answer)."""
-        overrides = {"bpe_dir": BPE_DIR, **(model_overrides or {})}
+        overrides = dict(model_overrides or {})
         models, loaded_task = load_models_and_task(str(path), task, overrides, zero_shot)
         if loaded_task.cfg._name == "vqa_gen":
             set_vqa_inference(loaded_task, "allcand" if all_candidates else "beamsearch")

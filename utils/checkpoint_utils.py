@@ -88,13 +88,9 @@ def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = 
         raise CheckpointError(f"{path}: not a fairseq/OFA checkpoint (no 'model' entry; found {found})")
     verify_model_checksum(state, path)
 
-    if state.get("args") is not None and arg_overrides:
-        for name, value in arg_overrides.items():
-            setattr(state["args"], name, value)
     if state.get("cfg") is not None:
         state["cfg"] = OmegaConf.create(state["cfg"], flags={"allow_objects": True})
-        if arg_overrides:
-            overwrite_args_by_name(state["cfg"], arg_overrides)
+    apply_arg_overrides(state, arg_overrides)
     try:
         state = fairseq_checkpoint_utils._upgrade_state_dict(state)
     except KeyError as err:
@@ -103,6 +99,17 @@ def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = 
     if itr_state is not None:  # weights-only files (converters) carry no epoch; epochs start at 1
         itr_state["epoch"] = max(itr_state.get("epoch", 1), 1)
     return state
+
+
+def apply_arg_overrides(state: dict, arg_overrides: Optional[Dict[str, Any]]) -> None:
+    """Set ``arg_overrides`` in a loaded checkpoint's legacy ``args`` and its ``cfg``."""
+    if not arg_overrides:
+        return
+    if state.get("args") is not None:
+        for name, value in arg_overrides.items():
+            setattr(state["args"], name, value)
+    if state.get("cfg") is not None:
+        overwrite_args_by_name(state["cfg"], arg_overrides)
 
 
 def _layout_hint(state_dict: dict, expected: dict) -> str:

@@ -43,7 +43,9 @@ class OcrDataset(OFADataset):
         self.epoch = epoch
 
     def sample_random(self, index: int) -> random.Random:
-        seed = zlib.crc32(np.array([self.epoch, self.dataset.start_pos + index], dtype=np.int64).tobytes())
+        # the row's place in its file; prediction (no file) numbers its samples as a one-process evaluation does
+        row = index + (self.dataset.start_pos if self.dataset is not None else 0)
+        seed = zlib.crc32(np.array([self.epoch, row], dtype=np.int64).tobytes())
         return random.Random(seed)
 
     def ocr_image(self, image, rng: random.Random) -> torch.Tensor:

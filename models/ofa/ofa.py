@@ -306,7 +306,7 @@ class OFAModel(FairseqEncoderDecoderModel):
         missing = len(self.encoder.dictionary) - loaded.size(0)
         if missing <= 0:
             return
-        if loaded.size(0) == OFA_CN_DICTIONARY_SIZE and not self.ans_tensor_list:
+        if loaded.size(0) == OFA_CN_DICTIONARY_SIZE:
             raise ValueError(f"the checkpoint has OFA-CN's {loaded.size(0)}-symbol BERT vocabulary but the task's "
                              f"dictionary has {len(self.encoder.dictionary)} symbols: pass --bpe bert")
         new_rows = loaded.new_zeros(missing, loaded.size(1))
