@@ -21,7 +21,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from data.dictionary import load_ofa_dictionary  # noqa: E402
 from models.candidate_scorer import score_candidates_with_trie  # noqa: E402
 from models.ofa import build_ofa_model  # noqa: E402
-from utils.eval_utils import score_candidates  # noqa: E402
+from tasks.evaluation import score_candidates  # noqa: E402
 from utils.trie import Trie  # noqa: E402
 
 

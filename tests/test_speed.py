@@ -32,7 +32,7 @@ def build_trainer(data: str, *flags: str, gpu: bool = False):
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
 
     from trainer import Trainer
-    from utils.checkpoint_utils import register_ofa_components
+    from tasks.loading import register_ofa_components
 
     register_ofa_components()
     args = options.parse_args_and_arch(options.get_training_parser(), [
