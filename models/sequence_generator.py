@@ -9,7 +9,8 @@ from __future__ import annotations
 import inspect
 import math
 import sys
-from typing import Callable, Dict, List, Optional, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Sequence
 
 import torch
 import torch.nn as nn
@@ -23,7 +24,18 @@ from utils.trie import Trie
 
 BOX_TOKENS_PER_OBJECT = 5  # four <bin_i> coordinates, then one non-bin token (label or eos)
 
-VocabConstraint = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class VocabConstraint:
+    """The tokens the hypotheses may write at one step (a constraint trie or ``--constraint-range``)."""
+
+    allowed: Tensor  # bool, (hypotheses, vocab) or (vocab,) shared by all hypotheses
+    columns: Optional[Tensor]  # the ids some hypothesis may write, ascending; None when that is every id
+
+    def apply(self, scores: Tensor) -> Tensor:
+        """Set the scores of disallowed tokens to -inf, in place."""
+        return scores.masked_fill_(~self.allowed, -math.inf)
 
 
 class RepeatNGramBlocker(nn.Module):
@@ -55,8 +67,12 @@ class RepeatNGramBlocker(nn.Module):
 class EnsembleModel(nn.Module):
     """Runs several encoder-decoder models in lockstep and averages their next-token distributions."""
 
-    def __init__(self, models: Sequence[nn.Module], incremental: Optional[bool] = None):
-        """``incremental``: cache decoder keys/values between steps (default: when every decoder can)."""
+    def __init__(self, models: Sequence[nn.Module], incremental: Optional[bool] = None,
+                 project_allowed_only: bool = True):
+        """``incremental``: cache decoder keys/values between steps (default: when every decoder can).
+        ``project_allowed_only``: when a constraint masks the logits, compute them only for the tokens it allows
+        (decoders whose ``output_layer`` takes ``columns``); the masked softmax is the same up to float rounding
+        (False: the full projection, then the mask, as the original does)."""
         super().__init__()
         self.models = nn.ModuleList(models)
         self.models_size = len(self.models)
@@ -67,6 +83,10 @@ class EnsembleModel(nn.Module):
         # OFA decoders take code_masks (image-code generation); plain fairseq decoders do not
         self._takes_code_masks = [
             "code_masks" in inspect.signature(m.decoder.forward).parameters for m in self.models
+        ]
+        self._projects_columns = [
+            project_allowed_only and "columns" in inspect.signature(m.decoder.output_layer).parameters
+            for m in self.models
         ]
 
     def has_encoder(self) -> bool:
@@ -97,9 +117,10 @@ class EnsembleModel(nn.Module):
     ):
         """Next-token log-probs (hypotheses x vocab) and attention (or None) averaged over the ensemble.
 
-        ``constraint`` masks disallowed tokens in place, on the logits (renormalised over what is left)
-        or, with ``constrain_logits=False`` (zero-shot), on the log-probs.
+        ``constraint`` masks disallowed tokens, on the logits (renormalised over what is left) or, with
+        ``constrain_logits=False`` (zero-shot), on the log-probs.
         """
+        columns = constraint.columns if constraint is not None and constrain_logits else None
         lprobs_per_model, attn_sum = [], None
         for i, model in enumerate(self.models):
             decoder_kwargs = {}
@@ -111,16 +132,23 @@ class EnsembleModel(nn.Module):
                 decoder_kwargs["code_masks"] = torch.full(
                     (tokens.size(0),), gen_code, dtype=torch.bool, device=tokens.device
                 )
-            decoder_out = model.decoder(tokens, **decoder_kwargs)
-            extra = decoder_out[1] if len(decoder_out) > 1 else None
+            if columns is not None and self._projects_columns[i]:
+                features, extra = model.decoder(tokens, features_only=True, **decoder_kwargs)
+                allowed_logits = model.decoder.output_layer(features[:, -1:, :], columns=columns) / temperature
+                logits = allowed_logits.new_full((*allowed_logits.shape[:2], constraint.allowed.size(-1)),
+                                                 -math.inf)
+                logits[:, :, columns] = allowed_logits
+            else:
+                decoder_out = model.decoder(tokens, **decoder_kwargs)
+                extra = decoder_out[1] if len(decoder_out) > 1 else None
+                logits = decoder_out[0][:, -1:, :] / temperature
             attn = self._last_step_attention(extra)
 
-            logits = decoder_out[0][:, -1:, :] / temperature
             if constraint is not None and constrain_logits:
-                constraint(logits[:, -1, :])
+                constraint.apply(logits[:, -1, :])
             lprobs = model.get_normalized_probs((logits, extra), log_probs=True, sample=None)[:, -1, :]
             if constraint is not None and not constrain_logits:
-                constraint(lprobs)
+                constraint.apply(lprobs)
             if self.models_size == 1:
                 return lprobs, attn
             lprobs_per_model.append(lprobs)
@@ -307,7 +335,7 @@ class SequenceGenerator(nn.Module):
                 encoder_outs,
                 incremental_states,
                 self.temperature,
-                constraint=self._vocab_constraint(written, prefix_tokens, beam_size),
+                constraint=self._vocab_constraint(written, prefix_tokens, beam_size, device),
                 constrain_logits=not self.zero_shot,
                 gen_code=self.gen_code,
             )
@@ -426,27 +454,26 @@ class SequenceGenerator(nn.Module):
             raise ValueError(f"min_len ({self.min_len}) cannot be larger than max_len ({max_len}), please adjust these")
         return max_len
 
-    def _vocab_constraint(self, written: Tensor, prefix_tokens: Optional[Tensor], beam_size: int):
-        """The in-place mask for this step: trie continuations or the allowed id range (None: no constraint)."""
+    def _vocab_constraint(self, written: Tensor, prefix_tokens: Optional[Tensor], beam_size: int,
+                          device: torch.device) -> Optional[VocabConstraint]:
+        """This step's trie continuations or allowed id range (None: no constraint)."""
         if self.constraint_trie is not None:
-            return lambda scores: self._mask_outside_trie(scores, written, prefix_tokens, beam_size)
+            return self._trie_constraint(written, prefix_tokens, beam_size, device)
         if self.constraint_start is not None:
-            return self._mask_outside_range
+            allowed = torch.ones(self.vocab_size, dtype=torch.bool, device=device)
+            allowed[self.vocab.specials.stop: self.constraint_start] = False
+            allowed[self.constraint_end:] = False
+            return VocabConstraint(allowed, allowed.nonzero().squeeze(1))
         return None
 
-    def _mask_outside_range(self, scores: Tensor) -> Tensor:
-        scores[:, self.vocab.specials.stop: self.constraint_start] = -math.inf
-        scores[:, self.constraint_end:] = -math.inf
-        return scores
-
-    def _mask_outside_trie(
-        self, scores: Tensor, written: Tensor, prefix_tokens: Optional[Tensor], beam_size: int
-    ) -> Tensor:
+    def _trie_constraint(self, written: Tensor, prefix_tokens: Optional[Tensor], beam_size: int,
+                         device: torch.device) -> VocabConstraint:
         # outside zero-shot mode, the decoder prompt is not part of the trie path and is left unconstrained
         prompt_lengths = None
         if prefix_tokens is not None and not self.zero_shot:
             prompt_lengths = prefix_tokens.ne(self.pad).sum(dim=1).tolist()
-        allowed = torch.zeros_like(scores, dtype=torch.bool)
+        allowed = torch.zeros(written.size(0), self.vocab_size, dtype=torch.bool, device=device)
+        unconstrained = False
         rows: List[int] = []
         cols: List[int] = []
         for row, hypo in enumerate(written.tolist()):
@@ -456,14 +483,16 @@ class SequenceGenerator(nn.Module):
                 prompt_len = prompt_lengths[row // beam_size] if prompt_lengths is not None else 0
                 if len(hypo) <= prompt_len:
                     allowed[row] = True
+                    unconstrained = True
                     continue
                 path = [self.bos] + hypo[prompt_len + 1:]
             next_tokens = self.constraint_trie.get_next_layer(path)
             rows.extend([row] * len(next_tokens))
             cols.extend(next_tokens)
-        index = torch.tensor([rows, cols], dtype=torch.long, device=scores.device)
+        index = torch.tensor([rows, cols], dtype=torch.long, device=device)
         allowed[index[0], index[1]] = True
-        return scores.masked_fill_(~allowed, -math.inf)
+        columns = None if unconstrained else torch.tensor(sorted(set(cols)), dtype=torch.long, device=device)
+        return VocabConstraint(allowed, columns)
 
     def _lm_lprobs(self, written: Tensor, vocab_size: int) -> Tensor:
         """Shallow fusion: the language model's weighted next-token log-probs over our vocabulary."""

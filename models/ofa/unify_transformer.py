@@ -496,8 +496,12 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             return self.code_layernorm_embedding(x)
         return torch.where(code_masks.view(-1, 1, 1), self.code_layernorm_embedding(x), self.layernorm_embedding(x))
 
-    def output_layer(self, features: Tensor) -> Tensor:
-        return self.output_projection(features)
+    def output_layer(self, features: Tensor, columns: Optional[Tensor] = None) -> Tensor:
+        """Logits over the vocabulary, or only over the token ids ``columns`` (constrained decoding: the rest
+        would be masked anyway, and the projection is most of a decoding step)."""
+        if columns is None:
+            return self.output_projection(features)
+        return F.linear(features, self.output_projection.weight[columns])
 
     def max_positions(self) -> int:
         return self.max_target_positions

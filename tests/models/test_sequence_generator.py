@@ -217,6 +217,48 @@ def test_ofa_incremental_ensemble_and_cache_free_decoding_agree(parity, ofa_dict
     assert_same_hypotheses(cached, generator.generate([model, model], sample))
 
 
+def random_answer_trie(count, seed):
+    """``count`` answers of one to four word tokens, many sharing a first token (as class names do)."""
+    g = torch.Generator().manual_seed(seed)
+    firsts = torch.randint(4, 50000, (max(count // 4, 1),), generator=g).tolist()
+    answers = [[firsts[i % len(firsts)]] + torch.randint(4, 50000, (i % 4,), generator=g).tolist()
+               for i in range(count)]
+    return answer_trie(answers)
+
+
+@needs_ofa
+@pytest.mark.parametrize("mode", ["trie", "code_range"])
+def test_constrained_logits_only_for_allowed_tokens_equal_the_full_projection(parity, ofa_dictionary, mode):
+    """Projecting only the tokens a trie or range allows gives the full projection's beams (tokens equal, scores
+    up to float rounding), and skips the full-vocabulary projection on every constrained step."""
+    model, fixture = parity
+    sample = parity_sample(fixture)
+    if mode == "trie":
+        # VQA-style decoder prompts of different lengths (forced, then the answer comes from the trie), and a
+        # sentence without one (classification: constrained from the first step)
+        prefix_tokens = torch.tensor([[30, 31, 32], [40, PAD, PAD], [PAD, PAD, PAD]])
+        generator = parity_generator(model, ofa_dictionary, fixture["generation"], beam_size=5,
+                                     constraint_trie=random_answer_trie(200, seed=0))
+        full_steps = 3  # while the longest prompt is forced
+    else:
+        prefix_tokens = None
+        generator = parity_generator(model, ofa_dictionary, fixture["generation"], beam_size=3, max_len_b=4,
+                                     gen_code=True)
+        full_steps = 0
+    projections = []
+    hook = model.decoder.output_projection.register_forward_hook(lambda *_: projections.append(1))
+    try:
+        restricted = generator.generate(EnsembleModel([model]), sample, prefix_tokens=prefix_tokens)
+        assert len(projections) == full_steps
+        full = generator.generate(EnsembleModel([model], project_allowed_only=False), sample,
+                                  prefix_tokens=prefix_tokens)
+        assert len(projections) > full_steps
+    finally:
+        hook.remove()
+    assert max(len(h["tokens"]) for sentence in restricted for h in sentence) >= 4
+    assert_same_hypotheses(restricted, full, atol=4e-6)
+
+
 @needs_ofa
 def test_gen_code_writes_exactly_max_len_image_codes(parity, ofa_dictionary):
     model, fixture = parity
