@@ -67,11 +67,11 @@ def build_image_backbone(args) -> tuple[nn.Module, int]:
         backbone = TimmBackbone(args.timm_backbone, drop_path_rate)
         return backbone, backbone.out_channels
     vit_type = vit_type_of(args)
+    checkpointing = ActivationCheckpointing(args.checkpoint_activations, args.offload_activations)
     if vit_type:
-        backbone, channels = build_vit(vit_type, drop_path_rate), VIT_CONFIGS[vit_type][2]
+        backbone, channels = build_vit(vit_type, drop_path_rate, run_block=checkpointing), VIT_CONFIGS[vit_type][2]
     else:
         backbone = build_resnet(args.resnet_type, freeze_bn=args.freeze_resnet, sync_bn=args.sync_bn,
-                                drop_path_rate=drop_path_rate, run_stage=ActivationCheckpointing(
-                                    args.checkpoint_activations, args.offload_activations))
+                                drop_path_rate=drop_path_rate, run_stage=checkpointing)
         channels = RESNET_OUT_CHANNELS
     return backbone, channels

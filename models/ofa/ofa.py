@@ -65,7 +65,7 @@ class OFAModelConfig:
     decoder_drop_path_rate: float = field(default=0.0, metadata={"help": "decoder drop path rate"})
     resnet_drop_path_rate: float = field(default=0.0, metadata={"help": "resnet drop path rate"})
     checkpoint_activations: bool = field(default=False, metadata={
-        "help": "checkpoint activations at each layer (and ResNet stage): recompute them during backward, "
+        "help": "checkpoint activations at each layer (and ResNet stage or ViT block): recompute them during backward, "
                 "trading compute for memory"})
     offload_activations: bool = field(default=False, metadata={
         "help": "checkpoint activations and keep the saved inputs in CPU memory; implies --checkpoint-activations"})

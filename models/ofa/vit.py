@@ -6,13 +6,14 @@ class slot) and has no final norm, and its checkpoints use these module names, s
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from fairseq.modules import LayerNorm
 
-from .layers import DropPath
+from .layers import ActivationCheckpointing, DropPath
 
 # name: (input resolution, patch size, width, layers, heads)
 VIT_CONFIGS = {
@@ -47,12 +48,18 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class Transformer(nn.Module):
-    def __init__(self, width: int, layers: int, heads: int, drop_path_rate: float = 0.0):
+    """The blocks in order; ``run_block`` may checkpoint each (``--checkpoint-activations``)."""
+
+    def __init__(self, width: int, layers: int, heads: int, drop_path_rate: float = 0.0,
+                 run_block: Optional[ActivationCheckpointing] = None):
         super().__init__()
         self.resblocks = nn.Sequential(*[ResidualAttentionBlock(width, heads, drop_path_rate) for _ in range(layers)])
+        self.run_block = run_block or ActivationCheckpointing()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.resblocks(x)
+        for block in self.resblocks:
+            x = self.run_block(block, x)
+        return x
 
 
 class VisionTransformer(nn.Module):
@@ -62,7 +69,7 @@ class VisionTransformer(nn.Module):
     """
 
     def __init__(self, input_resolution: int, patch_size: int, width: int, layers: int, heads: int,
-                 drop_path_rate: float = 0.0):
+                 drop_path_rate: float = 0.0, run_block: Optional[ActivationCheckpointing] = None):
         super().__init__()
         self.input_resolution = input_resolution
         self.patch_size = patch_size
@@ -71,7 +78,7 @@ class VisionTransformer(nn.Module):
         self.positional_embedding = nn.Parameter(width ** -0.5 * torch.randn((input_resolution // patch_size) ** 2 + 1,
                                                                              width))
         self.ln_pre = LayerNorm(width)
-        self.transformer = Transformer(width, layers, heads, drop_path_rate)
+        self.transformer = Transformer(width, layers, heads, drop_path_rate, run_block)
 
     def patch_positions(self, height: int, width: int) -> torch.Tensor:
         grid = self.input_resolution // self.patch_size
@@ -91,7 +98,9 @@ class VisionTransformer(nn.Module):
         return x.transpose(1, 2).reshape(bsz, channels, height, width)
 
 
-def build_vit(vit_type: str, drop_path_rate: float = 0.0) -> VisionTransformer:
+def build_vit(vit_type: str, drop_path_rate: float = 0.0,
+              run_block: Optional[ActivationCheckpointing] = None) -> VisionTransformer:
+    """Build the ViT named by ``--vit-type``; ``run_block`` may checkpoint its blocks."""
     if vit_type not in VIT_CONFIGS:
         raise ValueError(f"unknown --vit-type {vit_type!r}; choose one of {', '.join(VIT_CONFIGS)}")
-    return VisionTransformer(*VIT_CONFIGS[vit_type], drop_path_rate=drop_path_rate)
+    return VisionTransformer(*VIT_CONFIGS[vit_type], drop_path_rate=drop_path_rate, run_block=run_block)

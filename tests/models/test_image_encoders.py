@@ -1,9 +1,13 @@
 """ViT and timm image encoders, the OFA-Sys layout (--use-ofasys) and the ViT-based ofa_6b architecture."""
+import argparse
+
 import pytest
 import torch
 
 from models.ofa import build_ofa_model
-from models.ofa.vit import VIT_CONFIGS, build_vit
+from models.ofa.backbone import build_image_backbone
+from models.ofa.layers import ActivationCheckpointing
+from models.ofa.vit import VIT_CONFIGS, VisionTransformer, build_vit
 
 SMALL = dict(encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128, decoder_ffn_embed_dim=128,
              encoder_layers=1, decoder_layers=1, encoder_attention_heads=4, decoder_attention_heads=4)
@@ -186,3 +190,40 @@ def test_ofasys_decoder_refuses_image_codes():
     model = build_ofa_model("ofa_tiny", **SMALL, vit_type="vit_base", use_ofasys=True).eval()
     with pytest.raises(ValueError, match="no image-code positions"):
         model(**ofasys_inputs(), code_masks=torch.tensor([True, False]))
+
+
+
+def _vit_loss_and_grads(checkpointing: ActivationCheckpointing, state=None):
+    """Loss and gradients of one train-mode step of a small ViT (drop path on, RNG seeded), and how often its
+    first block started (a recomputation may stop early, before the block returns)."""
+    torch.manual_seed(0)
+    vit = VisionTransformer(32, 8, 64, 3, 4, drop_path_rate=0.2, run_block=checkpointing).train()
+    if state is not None:
+        vit.load_state_dict(state)
+    calls = []
+    vit.transformer.resblocks[0].register_forward_pre_hook(lambda *_: calls.append(1))
+    images = torch.randn(2, 3, 48, 48, generator=torch.Generator().manual_seed(1))
+    torch.manual_seed(3)
+    loss = vit(images).sin().mean()
+    loss.backward()
+    return vit.state_dict(), loss.detach(), {name: p.grad for name, p in vit.named_parameters()}, len(calls)
+
+
+@pytest.mark.parametrize("offload", [False, True])
+def test_vit_activation_checkpointing_gives_the_same_losses_and_gradients(offload):
+    state, loss, grads, calls = _vit_loss_and_grads(ActivationCheckpointing())
+    _, ckpt_loss, ckpt_grads, ckpt_calls = _vit_loss_and_grads(ActivationCheckpointing(not offload, offload), state)
+    assert (calls, ckpt_calls) == (1, 2)  # each block is recomputed during backward
+    assert torch.equal(ckpt_loss, loss)
+    assert ckpt_grads.keys() == grads.keys()
+    for name in grads:
+        torch.testing.assert_close(ckpt_grads[name], grads[name], rtol=1e-5, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("flag", ["checkpoint_activations", "offload_activations"])
+def test_vit_blocks_follow_the_checkpoint_flags(flag):
+    flags = {"checkpoint_activations": False, "offload_activations": False, flag: True}
+    args = argparse.Namespace(timm_backbone=None, vit_type="vit_base", resnet_type="resnet101",
+                              resnet_drop_path_rate=0.0, **flags)
+    vit, _ = build_image_backbone(args)
+    assert vit.transformer.run_block.enabled and vit.transformer.run_block.offload == (flag == "offload_activations")
