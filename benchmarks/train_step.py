@@ -24,10 +24,8 @@ MODE_FLAGS = {"fp32": [], "amp": ["--amp"], "checkpoint-activations": ["--checkp
               "amp+checkpoint-activations": ["--amp", "--checkpoint-activations"]}
 
 
-def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: int, mode: str = "fp32") -> dict:
-    """Updates/s of the caption task's train step and the process's peak RSS (GiB)."""
-    import torch
-
+def caption_trainer(folder: str, arch: str, image_size: int, batch_size: int, *flags: str, lr: float = 1e-5):
+    """A CPU Trainer of ``arch`` on the tiny caption set (written to ``folder`` at ``image_size`` px), seed 1."""
     sys.path.insert(0, str(REPO))
     from fairseq import options, tasks
     from fairseq.dataclass.utils import convert_namespace_to_omegaconf
@@ -36,21 +34,29 @@ def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: in
     from trainer import Trainer
     from tasks.loading import register_ofa_components
 
-    torch.set_num_threads(threads)
     register_ofa_components()
+    files = make_tiny_dataset(folder, seed=0, tasks=["caption"], image_size=image_size)["caption"]
+    args = options.parse_args_and_arch(options.get_training_parser(), [
+        f"{files['train']},{files['valid']}", "--task", "caption", "--arch", arch, "--selected-cols", "0,4,2",
+        "--patch-image-size", str(image_size), "--max-src-length", "80", "--max-tgt-length", "20",
+        "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
+        "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--lr", str(lr), "--clip-norm", "1.0",
+        "--batch-size", str(batch_size), "--cpu", "--num-workers", "0", "--seed", "1", *flags,
+    ])
+    cfg = convert_namespace_to_omegaconf(args)
+    task = tasks.setup_task(cfg.task)
+    model = task.build_model(cfg.model)
+    return Trainer(cfg, task, model, task.build_criterion(cfg.criterion))
+
+
+def measure(arch: str, image_size: int, batch_size: int, steps: int, threads: int, mode: str = "fp32") -> dict:
+    """Updates/s of the caption task's train step and the process's peak RSS (GiB)."""
+    import torch
+
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as folder:
-        files = make_tiny_dataset(folder, seed=0, tasks=["caption"], image_size=image_size)["caption"]
-        args = options.parse_args_and_arch(options.get_training_parser(), [
-            f"{files['train']},{files['valid']}", "--task", "caption", "--arch", arch, "--selected-cols", "0,4,2",
-            "--patch-image-size", str(image_size), "--max-src-length", "80", "--max-tgt-length", "20",
-            "--criterion", "adjust_label_smoothed_cross_entropy", "--label-smoothing", "0.1",
-            "--optimizer", "adam", "--adam-betas", "(0.9,0.999)", "--lr", "1e-5", "--clip-norm", "1.0",
-            "--batch-size", str(batch_size), "--cpu", "--num-workers", "0", "--seed", "1", *MODE_FLAGS[mode],
-        ])
-        cfg = convert_namespace_to_omegaconf(args)
-        task = tasks.setup_task(cfg.task)
-        model = task.build_model(cfg.model)
-        trainer = Trainer(cfg, task, model, task.build_criterion(cfg.criterion))
+        trainer = caption_trainer(folder, arch, image_size, batch_size, *MODE_FLAGS[mode])
+        model = trainer.model
         batches = trainer.get_train_iterator(epoch=1).next_epoch_itr(shuffle=False)
         trainer.train_step([next(batches)])  # warm-up: allocator, optimizer state
         start = time.perf_counter()
