@@ -5,10 +5,11 @@
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
 - data parallel training on CPU (gloo) as well as GPU;
-- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`);
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:class:`SkipBadRowsMixin`);
 - ``--ddp-backend fully_sharded`` on PyTorch's FSDP2 (``fully_shard``) instead of fairscale, saving and loading
   the same full checkpoints as data parallel runs.
 """
+import collections
 import contextlib
 import logging
 import os
@@ -33,8 +34,8 @@ from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
+from data.file_dataset import take_skipped
 from utils import precision
-from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
 logger = logging.getLogger(__name__)
@@ -77,6 +78,104 @@ def check_precision_supported(cfg) -> None:
     if (cfg.common.bf16 or cfg.common.memory_efficient_bf16) and not (use_cuda and torch.cuda.is_bf16_supported()):
         raise TrainingSetupError("--bf16 needs a CUDA device with bfloat16 support; none is in use here "
                                  "(use --amp for bfloat16 autocast)")
+
+
+# ---- --skip-bad-rows ---------------------------------------------------------------------------------------------
+
+class SkipBadRowsMixin:
+    """For a fairseq ``Trainer``: skipped-row totals and no-op updates for batches without a usable row.
+
+    A dataset returns a :class:`SkippedRow` for a row it cannot use; its collater leaves the row out and lists it
+    under ``batch["skipped_rows"]``, so the count is right however many DataLoader workers read the rows and
+    however often a row is read (fairseq reads the first batch twice). :class:`SkipBadRowsMixin` takes the list
+    out of every batch before the model sees it, logs the totals per epoch and file, and turns a batch whose rows
+    were all skipped into a no-op on every rank.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skipped_rows = collections.defaultdict(set)  # (split, path) -> rows skipped since the last report
+        self._dummy_source = None  # the dataset of the latest iterator, to find a usable dummy batch in
+
+    def _take_skipped(self, sample, split: str):
+        sample, skipped = take_skipped(sample)
+        for row in skipped:
+            self._skipped_rows[(split, row.path)].add(row.row)
+        return sample
+
+    def _skip_bad_rows(self) -> bool:
+        return bool(getattr(getattr(self.task, "cfg", None), "skip_bad_rows", False))
+
+    def _rows_on_any_rank(self, samples: list) -> bool:
+        count = torch.tensor([sum(1 for s in samples if s)], dtype=torch.long, device=self.device)
+        if self.data_parallel_world_size > 1:
+            distributed_utils.all_reduce(count, group=self.data_parallel_process_group)
+        return count.item() > 0
+
+    def reset_dummy_batch(self, batch):
+        # the batch fairseq substitutes for an empty one needs real rows: keep the previous one rather than a
+        # first batch whose rows were all skipped
+        batch, _ = take_skipped(batch)
+        if batch or self._dummy_batch is None:
+            super().reset_dummy_batch(batch)
+
+    def _ensure_dummy_batch(self, samples: list) -> None:
+        if all(samples) or (self._dummy_batch and self._dummy_batch != "DUMMY"):
+            return
+        dataset = self._dummy_source
+        for index in range(len(dataset) if dataset is not None else 0):
+            batch, _ = take_skipped(dataset.collater([dataset[index]]))
+            if batch:
+                self._dummy_batch = batch
+                return
+        where = getattr(getattr(dataset, "dataset", None), "file_path", "the data")
+        raise ValueError(f"--skip-bad-rows: every row of {where} read by this process is bad")
+
+    def get_train_iterator(self, *args, **kwargs):
+        itr = super().get_train_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def get_valid_iterator(self, *args, **kwargs):
+        itr = super().get_valid_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def train_step(self, samples, raise_oom=False):
+        samples = [self._take_skipped(s, "train") for s in samples]
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank(samples):
+                logger.warning("no usable row in this update's batches on any rank (--skip-bad-rows): no update")
+                return None
+            if self.data_parallel_world_size == 1:
+                samples = [s for s in samples if s]  # nothing to keep in step with
+            self._ensure_dummy_batch(samples)
+        return super().train_step(samples, raise_oom)
+
+    def valid_step(self, sample, raise_oom=False):
+        sample = self._take_skipped(sample, "valid")
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank([sample]):
+                return None
+            self._ensure_dummy_batch([sample])
+        return super().valid_step(sample, raise_oom)
+
+    def log_skipped_rows(self, split: str, when: str) -> int:
+        """Log (and forget) how many rows of ``split`` all ranks skipped since the last call, per file."""
+        if not self._skip_bad_rows():
+            return 0
+        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_rows.items()
+                                      if s == split})
+        for key in [key for key in self._skipped_rows if key[0] == split]:
+            del self._skipped_rows[key]
+        if self.data_parallel_world_size > 1:
+            gathered = distributed_utils.all_gather_list(dict(counts), group=self.data_parallel_process_group)
+            counts = sum((collections.Counter(c) for c in gathered), collections.Counter())
+        total = sum(counts.values())
+        if total:
+            per_file = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
+            logger.warning("%s: skipped %d bad row(s) (--skip-bad-rows): %s", when, total, per_file)
+        return total
 
 
 # ---- fully sharded data parallel (FSDP2) ------------------------------------------------------------------------
