@@ -5,10 +5,11 @@
   weights; ``--use-ema-weights-to-init-param`` and ``--use-latest-weights-to-init-ema``;
 - ``lr_reinit`` for ``polynomial_decay --warmup-ratio``;
 - data parallel training on CPU (gloo) as well as GPU;
-- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:mod:`utils.bad_rows`);
+- ``--skip-bad-rows``: totals per epoch and file, batches without a usable row are no-ops (:class:`SkipBadRowsMixin`);
 - ``--ddp-backend fully_sharded`` on PyTorch's FSDP2 (``fully_shard``) instead of fairscale, saving and loading
   the same full checkpoints as data parallel runs.
 """
+import collections
 import contextlib
 import logging
 import os
@@ -26,14 +27,15 @@ from fairseq.distributed import ModuleProxyWrapper
 from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
 from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.optim.fp16_optimizer import MemoryEfficientFP16Optimizer
 from fairseq.optim.lr_scheduler import build_lr_scheduler
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import DeviceMesh
 from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
 from torch.distributed.tensor import DTensor, distribute_tensor
 
+from data.file_dataset import take_skipped
 from utils import precision
-from utils.bad_rows import SkipBadRowsMixin
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, save_checkpoint_file
 
 logger = logging.getLogger(__name__)
@@ -78,6 +80,104 @@ def check_precision_supported(cfg) -> None:
                                  "(use --amp for bfloat16 autocast)")
 
 
+# ---- --skip-bad-rows ---------------------------------------------------------------------------------------------
+
+class SkipBadRowsMixin:
+    """For a fairseq ``Trainer``: skipped-row totals and no-op updates for batches without a usable row.
+
+    A dataset returns a :class:`SkippedRow` for a row it cannot use; its collater leaves the row out and lists it
+    under ``batch["skipped_rows"]``, so the count is right however many DataLoader workers read the rows and
+    however often a row is read (fairseq reads the first batch twice). :class:`SkipBadRowsMixin` takes the list
+    out of every batch before the model sees it, logs the totals per epoch and file, and turns a batch whose rows
+    were all skipped into a no-op on every rank.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._skipped_rows = collections.defaultdict(set)  # (split, path) -> rows skipped since the last report
+        self._dummy_source = None  # the dataset of the latest iterator, to find a usable dummy batch in
+
+    def _take_skipped(self, sample, split: str):
+        sample, skipped = take_skipped(sample)
+        for row in skipped:
+            self._skipped_rows[(split, row.path)].add(row.row)
+        return sample
+
+    def _skip_bad_rows(self) -> bool:
+        return bool(getattr(getattr(self.task, "cfg", None), "skip_bad_rows", False))
+
+    def _rows_on_any_rank(self, samples: list) -> bool:
+        count = torch.tensor([sum(1 for s in samples if s)], dtype=torch.long, device=self.device)
+        if self.data_parallel_world_size > 1:
+            distributed_utils.all_reduce(count, group=self.data_parallel_process_group)
+        return count.item() > 0
+
+    def reset_dummy_batch(self, batch):
+        # the batch fairseq substitutes for an empty one needs real rows: keep the previous one rather than a
+        # first batch whose rows were all skipped
+        batch, _ = take_skipped(batch)
+        if batch or self._dummy_batch is None:
+            super().reset_dummy_batch(batch)
+
+    def _ensure_dummy_batch(self, samples: list) -> None:
+        if all(samples) or (self._dummy_batch and self._dummy_batch != "DUMMY"):
+            return
+        dataset = self._dummy_source
+        for index in range(len(dataset) if dataset is not None else 0):
+            batch, _ = take_skipped(dataset.collater([dataset[index]]))
+            if batch:
+                self._dummy_batch = batch
+                return
+        where = getattr(getattr(dataset, "dataset", None), "file_path", "the data")
+        raise ValueError(f"--skip-bad-rows: every row of {where} read by this process is bad")
+
+    def get_train_iterator(self, *args, **kwargs):
+        itr = super().get_train_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def get_valid_iterator(self, *args, **kwargs):
+        itr = super().get_valid_iterator(*args, **kwargs)
+        self._dummy_source = itr.dataset
+        return itr
+
+    def train_step(self, samples, raise_oom=False):
+        samples = [self._take_skipped(s, "train") for s in samples]
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank(samples):
+                logger.warning("no usable row in this update's batches on any rank (--skip-bad-rows): no update")
+                return None
+            if self.data_parallel_world_size == 1:
+                samples = [s for s in samples if s]  # nothing to keep in step with
+            self._ensure_dummy_batch(samples)
+        return super().train_step(samples, raise_oom)
+
+    def valid_step(self, sample, raise_oom=False):
+        sample = self._take_skipped(sample, "valid")
+        if self._skip_bad_rows():
+            if not self._rows_on_any_rank([sample]):
+                return None
+            self._ensure_dummy_batch([sample])
+        return super().valid_step(sample, raise_oom)
+
+    def log_skipped_rows(self, split: str, when: str) -> int:
+        """Log (and forget) how many rows of ``split`` all ranks skipped since the last call, per file."""
+        if not self._skip_bad_rows():
+            return 0
+        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_rows.items()
+                                      if s == split})
+        for key in [key for key in self._skipped_rows if key[0] == split]:
+            del self._skipped_rows[key]
+        if self.data_parallel_world_size > 1:
+            gathered = distributed_utils.all_gather_list(dict(counts), group=self.data_parallel_process_group)
+            counts = sum((collections.Counter(c) for c in gathered), collections.Counter())
+        total = sum(counts.values())
+        if total:
+            per_file = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
+            logger.warning("%s: skipped %d bad row(s) (--skip-bad-rows): %s", when, total, per_file)
+        return total
+
+
 # ---- fully sharded data parallel (FSDP2) ------------------------------------------------------------------------
 
 FULLY_SHARDED = "fully_sharded"
@@ -85,11 +185,11 @@ FULLY_SHARDED = "fully_sharded"
 
 def fsdp_mixed_precision(cfg) -> MixedPrecisionPolicy:
     """fairseq's precision flags as FSDP2's policy. The sharded fp32 parameters are the master weights (no
-    fairseq FP16Optimizer copies); ``--bf16`` all-gathers and computes in bfloat16 and reduces gradients in fp32."""
+    fairseq FP16Optimizer copies): ``--bf16``/``--fp16`` all-gather and compute in bfloat16/float16 and reduce
+    gradients in fp32; ``--amp`` all-gathers fp32 weights and autocasts the forward, as without FSDP."""
     common = cfg.common
-    if common.fp16 or common.memory_efficient_fp16 or common.amp:
-        raise TrainingSetupError("--ddp-backend fully_sharded trains in fp32 or with --bf16; --fp16 and --amp need a "
-                                 "loss scaler for sharded gradients, which is not implemented here")
+    if common.fp16 or common.memory_efficient_fp16:
+        return MixedPrecisionPolicy(param_dtype=torch.float16, reduce_dtype=torch.float32)
     if common.bf16 or common.memory_efficient_bf16:
         return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     return MixedPrecisionPolicy()
@@ -100,8 +200,9 @@ def check_fully_sharded_supported(cfg) -> None:
     if cfg.distributed_training.distributed_world_size < 2:
         raise TrainingSetupError("--ddp-backend fully_sharded needs several processes (torchrun --nproc_per_node N)")
     if cfg.ema.store_ema:
-        raise TrainingSetupError("--store-ema is not supported with --ddp-backend fully_sharded: the EMA would be a "
-                                 "full unsharded copy of the model on every rank")
+        raise TrainingSetupError("--store-ema is not supported with --ddp-backend fully_sharded (the EMA would be a "
+                                 "full unsharded copy of the model on every rank): drop --store-ema and the --ema-* "
+                                 "options, or train with --ddp-backend c10d if the model fits on one GPU")
     refused = [("--zero-sharding", cfg.distributed_training.zero_sharding != "none"),
                ("--use-sharded-state", cfg.distributed_training.use_sharded_state),
                ("--cpu-offload", cfg.distributed_training.cpu_offload),
@@ -109,7 +210,6 @@ def check_fully_sharded_supported(cfg) -> None:
     for flag, given in refused:
         if given:
             raise TrainingSetupError(f"{flag} is not supported with --ddp-backend fully_sharded")
-    fsdp_mixed_precision(cfg)
 
 
 def fsdp_units(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -193,14 +293,14 @@ def shard_optimizer_state(state: dict, params: List[torch.Tensor]) -> dict:
 
 @contextlib.contextmanager
 def fairseq_casts_skipped(cfg):
-    """Hide ``--bf16`` from fairseq's Trainer constructor, which would cast the weights to bfloat16 in place; under
+    """Hide ``--bf16``/``--fp16`` from fairseq's Trainer constructor, which would cast the weights in place; under
     FSDP the fp32 shards are the master weights and the mixed-precision policy casts the copies it gathers."""
-    bf16 = cfg.common.bf16
-    cfg.common.bf16 = False
+    bf16, fp16 = cfg.common.bf16, cfg.common.fp16
+    cfg.common.bf16 = cfg.common.fp16 = False
     try:
         yield
     finally:
-        cfg.common.bf16 = bf16
+        cfg.common.bf16, cfg.common.fp16 = bf16, fp16
 
 
 class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
@@ -258,21 +358,43 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     def _build_optimizer(self):
         if not self.fully_sharded:
             super()._build_optimizer()
-            if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
-                self._optimizer._grad_scaler = precision.amp_grad_scaler(
-                    self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
-            return
-        # fairseq's FP16 optimizers flatten and copy the weights; the fp32 shards are the master weights here
-        params = [p for p in chain(self.model.parameters(), self.criterion.parameters()) if p.requires_grad]
-        self._optimizer = optim.build_optimizer(self.cfg.optimizer, params)
-        self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
-        self._lr_scheduler.step_update(0)
+        else:
+            # fairseq's FP16Optimizer flattens and copies the weights; the fp32 shards are the master weights here
+            params = [p for p in chain(self.model.parameters(), self.criterion.parameters()) if p.requires_grad]
+            if self.cfg.common.amp:
+                self._optimizer = AMPOptimizer.build_optimizer(self.cfg, params)
+            elif self.cfg.common.fp16:
+                # loss scaling without copies, as fairseq does for its fairscale FSDP
+                self._optimizer = MemoryEfficientFP16Optimizer.build_optimizer(self.cfg, params,
+                                                                               allow_unsupported=True)
+            else:
+                self._optimizer = optim.build_optimizer(self.cfg.optimizer, params)
+            self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
+            self._lr_scheduler.step_update(0)
+        if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
+            self._optimizer._grad_scaler = precision.amp_grad_scaler(
+                self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
 
     def clip_grad_norm(self, clip_norm):
         if not self.fully_sharded:
             return super().clip_grad_norm(clip_norm)
-        return clip_sharded_grad_norm_(self.optimizer.params, clip_norm, self.data_parallel_process_group,
-                                       self.device)
+        # the loss scalers' steps of fairseq's AMPOptimizer/MemoryEfficientFP16Optimizer.clip_grad_norm around the
+        # sharded norm; the non-finite checks agree on all ranks (the norm and, in DTensor's unscale, found_inf are
+        # all-reduced), so every rank skips or takes the same steps
+        optimizer = self.optimizer
+        if isinstance(optimizer, AMPOptimizer):
+            optimizer.scaler.unscale_(optimizer.optimizer)
+        elif isinstance(optimizer, MemoryEfficientFP16Optimizer):
+            optimizer._unscale_grads()  # the loss scale and fairseq's 1/sample_size, applied to the shards
+        grad_norm = clip_sharded_grad_norm_(optimizer.params, clip_norm, self.data_parallel_process_group,
+                                            self.device)
+        if isinstance(optimizer, MemoryEfficientFP16Optimizer):
+            optimizer.scaler.check_overflow(float(grad_norm))  # OverflowError: fairseq's train_step skips the update
+        elif isinstance(optimizer, AMPOptimizer) and not torch.isfinite(grad_norm) \
+                and optimizer.next_loss_scale <= optimizer.min_loss_scale:
+            raise FloatingPointError(f"AMP: minimum loss scale reached ({optimizer.min_loss_scale}); the loss is "
+                                     "probably exploding: restart, lower the learning rate or use fp32")
+        return grad_norm
 
     def train_step(self, samples, raise_oom=False):
         log_output = super().train_step(samples, raise_oom)

@@ -18,8 +18,8 @@ from fairseq.logging import metrics
 from omegaconf import II
 from torch import Tensor
 
-from criterions.constraints import constrain_logits
-from data.data_utils import strip_punctuation
+from criterions.label_smoothed_cross_entropy import constrain_logits
+from data.ofa_dataset import strip_punctuation
 from utils.cider_d import CiderD
 
 Hypotheses = List[List[Dict[str, Any]]]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -10,6 +11,42 @@ import torch
 from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
+
+# ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see trainer.SkipBadRowsMixin)
+
+SKIPPED_ROWS = "skipped_rows"
+
+
+class SkippedRow(NamedTuple):
+    """A row left out under ``--skip-bad-rows`` (``row`` is the 0-based line of ``path``)."""
+
+    path: str
+    row: int
+
+
+def split_skipped(samples: list) -> tuple[list, list[SkippedRow]]:
+    """(usable samples, skipped rows) of a list of dataset items."""
+    skipped = [s for s in samples if isinstance(s, SkippedRow)]
+    return [s for s in samples if s is not None and not isinstance(s, SkippedRow)], skipped
+
+
+def with_skipped(batch, skipped: list[SkippedRow]):
+    """``batch`` listing ``skipped`` under :data:`SKIPPED_ROWS` (a batch that is a list carries it in its first
+    element); a batch of skipped rows only is ``{"skipped_rows": [...]}``."""
+    if not skipped:
+        return batch
+    if not batch:
+        return {SKIPPED_ROWS: skipped}
+    (batch[0] if isinstance(batch, list) else batch)[SKIPPED_ROWS] = skipped
+    return batch
+
+
+def take_skipped(batch) -> tuple[object, list[SkippedRow]]:
+    """(batch without the skipped-row list, that list)."""
+    head = batch[0] if isinstance(batch, list) and batch else batch
+    if not isinstance(head, dict) or SKIPPED_ROWS not in head:
+        return batch, []
+    return batch, head.pop(SKIPPED_ROWS)  # a batch of skipped rows only is now {}
 
 
 class RowError(ValueError):

@@ -212,7 +212,7 @@ def draw_demo_png(names: list[str], specs: dict[str, DemoTask], args, path: Path
 
     from PIL import Image
 
-    from data.data_utils import _base64_bytes
+    from data.ofa_dataset import _base64_bytes
     from data.mm_data.vqa_gen_dataset import parse_answers
     from inference import OFAPredictor, Request
     from inference.draw import describe, draw_prediction

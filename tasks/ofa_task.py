@@ -1,5 +1,6 @@
 """Shared configuration and behaviour of every OFA task: dictionary, BPE, data files, sharding, batching, generators."""
 
+import contextlib
 import json
 import logging
 import math
@@ -17,10 +18,9 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
 from data.bert_bpe import BERT_CN_DIR, BertBPE
-from data.data_utils import DEFAULT_MAX_IMAGE_PIXELS
+from data.ofa_dataset import DEFAULT_MAX_IMAGE_PIXELS, OFADataset
 from data.dictionary import BPE_DIR, VocabLayout, load_ofa_dictionary
 from data.file_dataset import FileDataset
-from data.ofa_dataset import OFADataset
 from tasks.evaluation import encode
 from utils import metrics as metrics_utils
 from utils import precision
@@ -305,8 +305,9 @@ class OFATask(FairseqTask):
 
         model.train()
         model.set_num_updates(update_num)
+        amp = isinstance(optimizer, AMPOptimizer)  # --amp: autocast on any device (fairseq's is CUDA float16 only)
         with torch.autograd.profiler.record_function("forward"), \
-                precision.autocast(precision.device_type_of(model), enabled=isinstance(optimizer, AMPOptimizer)):
+                precision.autocast(precision.device_type_of(model), True) if amp else contextlib.nullcontext():
             loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
         if ignore_grad:
             loss *= 0

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.data_utils import _base64_bytes
+from data.ofa_dataset import _base64_bytes
 from test_evaluate import _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from data.ofa_dataset import OFADataset
-from utils.transforms import classify_train_transform
+from data.transforms import classify_train_transform
 
 
 class ImageClassifyDataset(OFADataset):

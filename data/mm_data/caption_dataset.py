@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import logging
 
-from data.data_utils import strip_punctuation
-from data.ofa_dataset import OFADataset
+from data.ofa_dataset import OFADataset, strip_punctuation
 
 logger = logging.getLogger(__name__)
 

@@ -4,8 +4,7 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from data.data_utils import encode_image_base64
-from data.ofa_dataset import OFADataset
+from data.ofa_dataset import OFADataset, encode_image_base64
 
 
 class ImageGenDataset(OFADataset):

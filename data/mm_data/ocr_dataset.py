@@ -8,8 +8,8 @@ import zlib
 import numpy as np
 import torch
 
-from data.ofa_dataset import OFADataset
-from utils.transforms import ToNormalizedTensor, normalization, ocr_resize
+from data.ofa_dataset import OFADataset, ToNormalizedTensor, normalization
+from data.transforms import ocr_resize
 
 PROMPT = " what are the texts on the image?"
 PROMPT_CN = "图片上的文字是什么?"
@@ -27,7 +27,7 @@ class OcrDataset(OFADataset):
     lower-cased label: its first ``max_tgt_length`` characters (GPT-2 BPE: words).
 
     Images keep their aspect ratio and are edge-padded to a square at a random offset (see
-    :func:`utils.transforms.ocr_resize`); the offset comes from a generator seeded by (epoch, row), so a row gives
+    :func:`data.transforms.ocr_resize`); the offset comes from a generator seeded by (epoch, row), so a row gives
     the same image in every split, worker and rerun.
     """
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from data.data_utils import bins_to_text, finite_float
-from data.ofa_dataset import OFADataset
-from utils.transforms import grounding_transform
+from data.ofa_dataset import OFADataset, bins_to_text, finite_float
+from data.transforms import grounding_transform
 
 # boxes may overshoot the image border by rounding; anything further out is a broken row
 BOX_TOLERANCE_PIXELS = 1.0

@@ -3,8 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from data.data_utils import finite_float
-from data.ofa_dataset import OFADataset
+from data.ofa_dataset import OFADataset, finite_float
 
 
 def parse_answers(text: str) -> dict[str, float]:

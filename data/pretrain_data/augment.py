@@ -2,7 +2,7 @@
 
 The dataset seeds a ``random.Random`` and a ``torch.Generator`` per sample; the global generators are never
 touched, because fairseq reads batches in a background thread while the model draws its dropout masks.
-Boxes follow :mod:`utils.transforms`: xyxy pixels in ``target["boxes"]``.
+Boxes follow :mod:`data.transforms`: xyxy pixels in ``target["boxes"]``.
 """
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ import torchvision.transforms as T
 import torchvision.transforms.functional as F
 from torchvision.transforms.autoaugment import _apply_op
 
-from utils.transforms import SubsetRandAugment, crop, hflip, resize
+from data.transforms import SubsetRandAugment, crop, hflip, resize
 
 
 def random_resize(image, target, sizes: list[int], max_size: int, rng: random.Random):
-    """:func:`utils.transforms.resize` to a shorter side drawn from ``sizes``."""
+    """:func:`data.transforms.resize` to a shorter side drawn from ``sizes``."""
     return resize(image, target, rng.choice(sizes), max_size)
 
 

@@ -9,13 +9,11 @@ import torch
 import torchvision.transforms as T
 from PIL import Image
 
-from data.data_utils import bins_to_text, finite_float
-from data.file_dataset import FileDataset, TsvRow
-from data.ofa_dataset import OFADataset
+from data import transforms as OT
+from data.file_dataset import FileDataset, TsvRow, split_skipped, with_skipped
+from data.ofa_dataset import OFADataset, ToNormalizedTensor, bins_to_text, finite_float, normalization
 from data.pretrain_data.augment import LargeScaleJitter, ObjectCenterCrop, rand_augment, random_hflip, random_resize
 from data.pretrain_data.text_infilling import TextInfilling
-from utils import transforms as OT
-from utils.bad_rows import split_skipped, with_skipped
 
 PAIR_TYPES = ("caption", "qa", "visual_grounding")
 #: every EXTRA_EVERY-th vision-language row brings 2 text, 1 image and 1 detection sample (the original's rate)
@@ -91,11 +89,11 @@ class UnifyDataset(OFADataset):
         # image infilling hides the centre (code_image_size square) of a 2 * code_image_size image
         self.mask_start, self.mask_end = code_image_size // 2, code_image_size * 3 // 2
 
-        mean, std = OT.normalization(self.imagenet_default_mean_and_std)
+        mean, std = normalization(self.imagenet_default_mean_and_std)
         self.resize_scales = list(range(self.patch_image_size, MAX_RANDOM_RESIZE + 1)) or [self.patch_image_size]
         self.center_crop = T.CenterCrop(self.patch_image_size)
         self.rand_augment = OT.SubsetRandAugment(2, 7)
-        self.to_tensor = OT.ToNormalizedTensor(mean, std)
+        self.to_tensor = ToNormalizedTensor(mean, std)
         self.object_center_crop = ObjectCenterCrop((self.patch_image_size, self.patch_image_size))
         # boxes are divided by max_image_size before binning, for grounding and detection alike
         self.normalize_with_boxes = OT.Compose([OT.ToTensor(), OT.Normalize(mean, std, max_image_size)])

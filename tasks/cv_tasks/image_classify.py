@@ -6,7 +6,7 @@ import torch
 from fairseq.tasks import register_task
 
 from data.cv_data.image_classify_dataset import ImageClassifyDataset
-from data.data_utils import collate_tokens
+from data.ofa_dataset import collate_tokens
 from tasks.evaluation import encode, sample_ids, score_candidates, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask
 

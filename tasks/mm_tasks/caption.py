@@ -6,7 +6,7 @@ from typing import Optional
 
 from fairseq.tasks import register_task
 
-from data.data_utils import strip_punctuation
+from data.ofa_dataset import strip_punctuation
 from data.mm_data.caption_dataset import CaptionDataset
 from tasks.evaluation import best_tokens, decode_tokens, sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig

@@ -13,7 +13,7 @@ from fairseq.dataclass.utils import gen_parser_from_dataclass
 from fairseq.logging import metrics
 
 import criterions  # noqa: F401  (registers the criterions)
-from criterions.constraints import constrain_logits
+from criterions.label_smoothed_cross_entropy import constrain_logits
 from criterions.label_smoothed_cross_entropy import (
     AdjustLabelSmoothedCrossEntropyCriterion,
     adjust_label_smoothed_loss,

@@ -5,7 +5,7 @@ import logging
 import pytest
 
 from data.file_dataset import RowError
-from utils.bad_rows import SkippedRow
+from data.file_dataset import SkippedRow
 
 
 def _caption_rows(b64_image, bad_image):

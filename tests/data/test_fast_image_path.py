@@ -9,9 +9,8 @@ import torch
 import torchvision.transforms as T
 from PIL import Image, ImageDraw
 
-from data.data_utils import (_jpeg_header, batch_tensor, decode_base64_image, decode_base64_image_rgb,
-                             stack_batch)
-from utils.transforms import patch_resize_transform
+from data.ofa_dataset import (_jpeg_header, batch_tensor, decode_base64_image, decode_base64_image_rgb,
+                               patch_resize_transform, stack_batch)
 
 LEVEL = 1 / 127.5  # one grey level after OFA's 0.5/0.5 normalisation
 

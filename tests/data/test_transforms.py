@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from utils.transforms import (_posterize_clamped, classify_train_transform, grounding_transform, hflip, resize)
+from data.transforms import _posterize_clamped, classify_train_transform, grounding_transform, hflip, resize
 
 
 def _boxed_image(w=120, h=90, box=(20, 15, 70, 60)):

@@ -4,7 +4,7 @@ import random
 import pytest
 import torch
 
-from utils.bad_rows import SkippedRow
+from data.file_dataset import SkippedRow
 from unify_rows import NEGATIVE_CAPTIONS, NEGATIVE_OBJECTS, TYPE2ANS, image_b64, vl_row
 
 BOS, PAD, EOS = 0, 1, 2

@@ -175,7 +175,7 @@ def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
     assert scores["task"] == "ocr" and scores["num_samples"] == 4 and {"acc", "ned"} <= set(scores)
 
     # predict.py's API reads the same images from files and writes the same text
-    from data.data_utils import _base64_bytes
+    from data.ofa_dataset import _base64_bytes
     from inference import OFAPredictor, Request
 
     images = []

@@ -41,7 +41,7 @@ def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpo
     assert (task._name, task.patch_image_size, task.max_src_length) == ("caption", 96, 80)
 
     from inference import OFAPredictor
-    from data.data_utils import _base64_bytes
+    from data.ofa_dataset import _base64_bytes
 
     row = (shared / "e2e_caption" / "test.tsv").read_text().splitlines()[2].split("\t")
     expected = json.loads((shared / "e2e_caption" / "expected_predict.json").read_text())[2]["caption"]

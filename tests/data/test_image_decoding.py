@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.data_utils import bins_to_text, collate_tokens, decode_base64_image, object_array, quantize
+from data.ofa_dataset import bins_to_text, collate_tokens, decode_base64_image, object_array, quantize
 
 
 def _encoded(mode, format):
