@@ -27,6 +27,7 @@ from fairseq.distributed import ModuleProxyWrapper
 from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
 from fairseq.optim.amp_optimizer import AMPOptimizer
+from fairseq.optim.fp16_optimizer import MemoryEfficientFP16Optimizer
 from fairseq.optim.lr_scheduler import build_lr_scheduler
 from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 from torch.distributed.device_mesh import DeviceMesh
@@ -184,11 +185,11 @@ FULLY_SHARDED = "fully_sharded"
 
 def fsdp_mixed_precision(cfg) -> MixedPrecisionPolicy:
     """fairseq's precision flags as FSDP2's policy. The sharded fp32 parameters are the master weights (no
-    fairseq FP16Optimizer copies); ``--bf16`` all-gathers and computes in bfloat16 and reduces gradients in fp32."""
+    fairseq FP16Optimizer copies): ``--bf16``/``--fp16`` all-gather and compute in bfloat16/float16 and reduce
+    gradients in fp32; ``--amp`` all-gathers fp32 weights and autocasts the forward, as without FSDP."""
     common = cfg.common
-    if common.fp16 or common.memory_efficient_fp16 or common.amp:
-        raise TrainingSetupError("--ddp-backend fully_sharded trains in fp32 or with --bf16; --fp16 and --amp need a "
-                                 "loss scaler for sharded gradients, which is not implemented here")
+    if common.fp16 or common.memory_efficient_fp16:
+        return MixedPrecisionPolicy(param_dtype=torch.float16, reduce_dtype=torch.float32)
     if common.bf16 or common.memory_efficient_bf16:
         return MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
     return MixedPrecisionPolicy()
@@ -199,8 +200,9 @@ def check_fully_sharded_supported(cfg) -> None:
     if cfg.distributed_training.distributed_world_size < 2:
         raise TrainingSetupError("--ddp-backend fully_sharded needs several processes (torchrun --nproc_per_node N)")
     if cfg.ema.store_ema:
-        raise TrainingSetupError("--store-ema is not supported with --ddp-backend fully_sharded: the EMA would be a "
-                                 "full unsharded copy of the model on every rank")
+        raise TrainingSetupError("--store-ema is not supported with --ddp-backend fully_sharded (the EMA would be a "
+                                 "full unsharded copy of the model on every rank): drop --store-ema and the --ema-* "
+                                 "options, or train with --ddp-backend c10d if the model fits on one GPU")
     refused = [("--zero-sharding", cfg.distributed_training.zero_sharding != "none"),
                ("--use-sharded-state", cfg.distributed_training.use_sharded_state),
                ("--cpu-offload", cfg.distributed_training.cpu_offload),
@@ -208,7 +210,6 @@ def check_fully_sharded_supported(cfg) -> None:
     for flag, given in refused:
         if given:
             raise TrainingSetupError(f"{flag} is not supported with --ddp-backend fully_sharded")
-    fsdp_mixed_precision(cfg)
 
 
 def fsdp_units(model: torch.nn.Module) -> List[torch.nn.Module]:
@@ -292,14 +293,24 @@ def shard_optimizer_state(state: dict, params: List[torch.Tensor]) -> dict:
 
 @contextlib.contextmanager
 def fairseq_casts_skipped(cfg):
-    """Hide ``--bf16`` from fairseq's Trainer constructor, which would cast the weights to bfloat16 in place; under
+    """Hide ``--bf16``/``--fp16`` from fairseq's Trainer constructor, which would cast the weights in place; under
     FSDP the fp32 shards are the master weights and the mixed-precision policy casts the copies it gathers."""
-    bf16 = cfg.common.bf16
-    cfg.common.bf16 = False
+    bf16, fp16 = cfg.common.bf16, cfg.common.fp16
+    cfg.common.bf16 = cfg.common.fp16 = False
     try:
         yield
     finally:
-        cfg.common.bf16 = bf16
+        cfg.common.bf16, cfg.common.fp16 = bf16, fp16
+
+
+class ScaledAMPOptimizer(AMPOptimizer):
+    """fairseq's AMPOptimizer, stepping the torch optimizer that ``clip_grad_norm`` unscaled. fairseq's steps its
+    own wrapper, which the scaler has not seen unscaled, so with a loss scale other than 1 (float16 autocast) the
+    gradients were divided by the scale twice."""
+
+    def step(self):
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
 
 
 class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
@@ -357,21 +368,44 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     def _build_optimizer(self):
         if not self.fully_sharded:
             super()._build_optimizer()
-            if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
-                self._optimizer._grad_scaler = precision.amp_grad_scaler(
-                    self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
-            return
-        # fairseq's FP16 optimizers flatten and copy the weights; the fp32 shards are the master weights here
-        params = [p for p in chain(self.model.parameters(), self.criterion.parameters()) if p.requires_grad]
-        self._optimizer = optim.build_optimizer(self.cfg.optimizer, params)
-        self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
-        self._lr_scheduler.step_update(0)
+        else:
+            # fairseq's FP16Optimizer flattens and copies the weights; the fp32 shards are the master weights here
+            params = [p for p in chain(self.model.parameters(), self.criterion.parameters()) if p.requires_grad]
+            if self.cfg.common.amp:
+                self._optimizer = AMPOptimizer.build_optimizer(self.cfg, params)
+            elif self.cfg.common.fp16:
+                # loss scaling without copies, as fairseq does for its fairscale FSDP
+                self._optimizer = MemoryEfficientFP16Optimizer.build_optimizer(self.cfg, params,
+                                                                               allow_unsupported=True)
+            else:
+                self._optimizer = optim.build_optimizer(self.cfg.optimizer, params)
+            self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
+            self._lr_scheduler.step_update(0)
+        if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
+            self._optimizer.__class__ = ScaledAMPOptimizer  # same state, the step fixed
+            self._optimizer._grad_scaler = precision.amp_grad_scaler(
+                self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
 
     def clip_grad_norm(self, clip_norm):
         if not self.fully_sharded:
             return super().clip_grad_norm(clip_norm)
-        return clip_sharded_grad_norm_(self.optimizer.params, clip_norm, self.data_parallel_process_group,
-                                       self.device)
+        # the loss scalers' steps of fairseq's AMPOptimizer/MemoryEfficientFP16Optimizer.clip_grad_norm around the
+        # sharded norm; the non-finite checks agree on all ranks (the norm and, in DTensor's unscale, found_inf are
+        # all-reduced), so every rank skips or takes the same steps
+        optimizer = self.optimizer
+        if isinstance(optimizer, AMPOptimizer):
+            optimizer.scaler.unscale_(optimizer.optimizer)
+        elif isinstance(optimizer, MemoryEfficientFP16Optimizer):
+            optimizer._unscale_grads()  # the loss scale and fairseq's 1/sample_size, applied to the shards
+        grad_norm = clip_sharded_grad_norm_(optimizer.params, clip_norm, self.data_parallel_process_group,
+                                            self.device)
+        if isinstance(optimizer, MemoryEfficientFP16Optimizer):
+            optimizer.scaler.check_overflow(float(grad_norm))  # OverflowError: fairseq's train_step skips the update
+        elif isinstance(optimizer, AMPOptimizer) and not torch.isfinite(grad_norm) \
+                and optimizer.next_loss_scale <= optimizer.min_loss_scale:
+            raise FloatingPointError(f"AMP: minimum loss scale reached ({optimizer.min_loss_scale}); the loss is "
+                                     "probably exploding: restart, lower the learning rate or use fp32")
+        return grad_norm
 
     def train_step(self, samples, raise_oom=False):
         log_output = super().train_step(samples, raise_oom)

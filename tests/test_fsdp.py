@@ -1,10 +1,14 @@
 """``--ddp-backend fully_sharded`` (FSDP2) under torchrun with two gloo ranks, against a data parallel (c10d) run of
 the same command: half the bytes per rank, the same losses, checkpoints in the data parallel layout that
-evaluate.py and a data parallel trainer load, and a SIGKILLed run that resumes with the same losses.
+evaluate.py and a data parallel trainer load, a SIGKILLed run that resumes with the same losses, the same losses
+with ``--checkpoint-activations``, and ``--amp`` close to ``--amp`` under c10d.
 
-Three launches in all (one c10d run; one FSDP run killed after update 7, its checkpoint holding update 5; the
-same FSDP command again), shared by the tests through a module-scoped fixture."""
+Six launches in all, shared by the tests through module-scoped fixtures: one c10d run; one FSDP run killed after
+update 7, its checkpoint holding update 5; the same FSDP command again; the FSDP command with
+``--checkpoint-activations`` killed after update 6; two short ``--amp`` runs (c10d and FSDP). One more small
+launch checks the gradient scalers on sharded gradients."""
 import json
+import math
 import os
 import re
 import signal
@@ -19,6 +23,9 @@ from omegaconf import open_dict
 from test_train import ENV, REPO, _free_port, caption_data, logged_updates, train_args  # noqa: F401 (fixture)
 
 UPDATES, SAVED_AT, KILLED_AT = 10, 5, 7
+# --amp (bfloat16 autocast) under c10d and FSDP, 3 updates: the logged losses (3 decimals) differ by at most 0.001,
+# the final weights' validation losses by 1.1e-6 (after 10 updates 3e-6; fp32 against --amp then: 7e-5)
+AMP_LOGGED_TOLERANCE, AMP_VALID_TOLERANCE = 2e-3, 1e-4
 # 2 x 4 sentences per rank and update; validation (with beam search: the FSDP root's weights gathered outside its
 # forward) at the save and at the end
 RUN_ARGS = ("--batch-size", "4", "--update-freq", "2", "--max-epoch", "4", "--max-update", str(UPDATES),
@@ -81,6 +88,28 @@ def runs(caption_data, tmp_path_factory):  # noqa: F811
             "data": caption_data}
 
 
+AMP_UPDATES = 3
+
+
+@pytest.fixture(scope="module")
+def amp_runs(caption_data, tmp_path_factory):  # noqa: F811
+    """``--amp`` (bfloat16 autocast on CPU) for a few updates, under c10d and under FSDP."""
+    short = ("--amp", "--max-update", str(AMP_UPDATES))
+    ddp_dir, fsdp_dir = tmp_path_factory.mktemp("amp_ddp"), tmp_path_factory.mktemp("amp_fsdp")
+    return {"ddp": run(torchrun_command(caption_data, ddp_dir, "c10d", "--find-unused-parameters", *short)),
+            "fsdp": run(torchrun_command(caption_data, fsdp_dir, "fully_sharded", *short)),
+            "ddp_dir": ddp_dir, "fsdp_dir": fsdp_dir}
+
+
+@pytest.fixture(scope="module")
+def checkpointed_run(caption_data, tmp_path_factory):  # noqa: F811
+    """The FSDP command of :func:`runs` with ``--checkpoint-activations``, killed once update 6 is logged (its
+    checkpoint of update 5 written)."""
+    save_dir = tmp_path_factory.mktemp("fsdp_checkpointed")
+    command = torchrun_command(caption_data, save_dir, "fully_sharded", "--checkpoint-activations")
+    return {"log": run_killed_after(command, SAVED_AT + 1), "dir": save_dir}
+
+
 def test_each_rank_holds_half_the_bytes_of_data_parallel(runs):
     ddp = [int(n) for n in HOLDS.search(runs["ddp"]).groups()]
     fsdp = [int(n) for n in HOLDS.search(runs["killed"]).groups()]
@@ -100,6 +129,83 @@ def test_losses_equal_data_parallel_and_resume_after_sigkill(runs):
             assert stats[name] == ddp[num_updates][name], (num_updates, name)
     for num_updates in range(SAVED_AT + 1, KILLED_AT + 1):  # trained twice: before the kill and after the resume
         assert resumed[num_updates]["loss"] == killed[num_updates]["loss"]
+
+
+def test_activation_checkpointing_keeps_the_fully_sharded_losses(runs, checkpointed_run):
+    """Each unit's weights are gathered again for its recomputation in backward; losses and weights unchanged."""
+    from utils.checkpoint_utils import load_checkpoint_to_cpu
+
+    checkpointed, plain = logged_updates(checkpointed_run["log"]), logged_updates(runs["killed"])
+    assert sorted(checkpointed) == list(range(1, SAVED_AT + 2))
+    for num_updates, stats in checkpointed.items():
+        for name in ("loss", "nll_loss", "gnorm"):
+            assert stats[name] == pytest.approx(plain[num_updates][name], abs=1e-5), (num_updates, name)
+    name = f"checkpoint_2_{SAVED_AT}.pt"
+    weights = load_checkpoint_to_cpu(str(checkpointed_run["dir"] / name))["model"]
+    reference = load_checkpoint_to_cpu(str(runs["fsdp_dir"] / name))["model"]
+    assert sorted(weights) == sorted(reference)
+    for key, value in reference.items():
+        torch.testing.assert_close(weights[key], value, rtol=0, atol=1e-5, msg=key)
+
+
+def test_amp_under_fsdp_trains_like_amp_under_data_parallel(amp_runs):
+    """fp32 shards, bfloat16 autocast, the constant-scale gradient scaler; losses close to c10d's --amp."""
+    for log in (amp_runs["ddp"], amp_runs["fsdp"]):
+        assert "training precision: amp: bfloat16 autocast on cpu, fp32 weights, no loss scaling" in log
+    assert "fully sharded over 2 ranks" in amp_runs["fsdp"]
+    ddp, fsdp = logged_updates(amp_runs["ddp"]), logged_updates(amp_runs["fsdp"])
+    assert sorted(fsdp) == sorted(ddp) == list(range(1, AMP_UPDATES + 1))
+    for num_updates, stats in fsdp.items():
+        assert stats["loss_scale"] == 1.0 and all(map(math.isfinite, stats.values())), stats
+        for name in ("loss", "nll_loss", "gnorm"):
+            assert stats[name] == pytest.approx(ddp[num_updates][name], abs=AMP_LOGGED_TOLERANCE), (num_updates, name)
+    assert _valid_loss(amp_runs["fsdp_dir"] / "checkpoint_last.pt") == pytest.approx(
+        _valid_loss(amp_runs["ddp_dir"] / "checkpoint_last.pt"), abs=AMP_VALID_TOLERANCE)
+
+
+def overflow_on_one_rank() -> None:
+    """Run by :func:`test_gradient_scalers_skip_an_overflow_of_one_rank_on_all_ranks` under torchrun: an inf in
+    rank 1's gradient shard only; prints, per rank and scaler, whether the step was taken and the next scale."""
+    import torch.distributed as dist
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+
+    from trainer import clip_sharded_grad_norm_, local_tensor
+    from utils import precision
+
+    dist.init_process_group("gloo")
+    mesh = init_device_mesh("cpu", (2,))
+    for name, scaler in (("amp_bf16", precision.amp_grad_scaler("cpu", 128.0)),
+                         ("dynamic_fp16", torch.amp.GradScaler("cpu", init_scale=128.0))):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(4, 4), torch.nn.Linear(4, 2))
+        fully_shard(model, mesh=mesh)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+        before = [local_tensor(p).clone() for p in model.parameters()]
+        scaler.scale(model(torch.ones(3, 4)).sum()).backward()
+        if dist.get_rank() == 1:
+            local_tensor(model[0].weight.grad)[0, 0] = float("inf")
+        scaler.unscale_(optimizer)
+        norm = clip_sharded_grad_norm_(list(model.parameters()), 1.0, dist.group.WORLD, torch.device("cpu"))
+        scaler.step(optimizer)
+        scaler.update()
+        stepped = any(not torch.equal(local_tensor(p), b) for p, b in zip(model.parameters(), before))
+        print(json.dumps({"rank": dist.get_rank(), "scaler": name, "stepped": stepped,
+                          "finite_norm": bool(norm.isfinite()), "scale": scaler.get_scale()}))
+    dist.destroy_process_group()
+
+
+def test_gradient_scalers_skip_an_overflow_of_one_rank_on_all_ranks():
+    """torch's GradScaler on FSDP2's DTensor gradients (what --amp uses under FSDP): DTensor's unscale all-reduces
+    the inf check, so the rank whose shards are finite skips the step and backs off too."""
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
+                "--master_port", str(_free_port())]
+    reports = [json.loads(line) for line in run([*launcher, __file__, "overflow-on-one-rank"]).splitlines()
+               if line.startswith("{")]
+    assert len(reports) == 4, reports
+    for report in reports:
+        assert not report["stepped"] and not report["finite_norm"], report
+        assert report["scale"] == (0.5 if report["scaler"] == "amp_bf16" else 64.0), report
 
 
 def _valid_loss(path: Path) -> float:
@@ -185,20 +291,50 @@ def training_cfg(*flags: str):
 
 
 def test_precision_flags_map_to_the_fsdp_policy():
-    from trainer import TrainingSetupError, fsdp_mixed_precision
+    from trainer import fsdp_mixed_precision
 
-    fp32 = fsdp_mixed_precision(training_cfg())
-    assert fp32.param_dtype is None and fp32.reduce_dtype is None
-    bf16 = fsdp_mixed_precision(training_cfg("--bf16"))
-    assert bf16.param_dtype == torch.bfloat16 and bf16.reduce_dtype == torch.float32
-    for flag in ("--fp16", "--amp"):
-        with pytest.raises(TrainingSetupError, match="fully_sharded trains in fp32 or with --bf16"):
-            fsdp_mixed_precision(training_cfg(flag))
+    for flags in ((), ("--amp",)):  # --amp: fp32 weights gathered, the forward autocast as without FSDP
+        policy = fsdp_mixed_precision(training_cfg(*flags))
+        assert policy.param_dtype is None and policy.reduce_dtype is None
+    for flag, dtype in (("--bf16", torch.bfloat16), ("--fp16", torch.float16)):
+        policy = fsdp_mixed_precision(training_cfg(flag))
+        assert policy.param_dtype == dtype and policy.reduce_dtype == torch.float32
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="the refusal is for machines without CUDA")
+def test_fully_sharded_fp16_without_gpu_is_refused_naming_the_flag(runs):
+    from fairseq import tasks
+
+    from trainer import Trainer, TrainingSetupError
+    from utils.checkpoint_utils import load_checkpoint_to_cpu
+
+    cfg = load_checkpoint_to_cpu(str(runs["fsdp_dir"] / "checkpoint_last.pt"))["cfg"]
+    assert cfg.distributed_training.ddp_backend == "fully_sharded"
+    with open_dict(cfg):
+        cfg.common.fp16 = True
+    task = tasks.setup_task(cfg.task)
+    with pytest.raises(TrainingSetupError, match="^--fp16 needs a CUDA device"):
+        Trainer(cfg, task, task.build_model(cfg.model), task.build_criterion(cfg.criterion))
+
+
+@pytest.mark.skipif(torch.cuda.device_count() < 2, reason="--fp16 under FSDP needs two CUDA devices")
+def test_fp16_under_fsdp_on_cuda(runs, tmp_path):
+    """float16 compute on fp32 shards with fairseq's dynamic loss scaler, on two GPUs (nccl): finite losses near
+    the fp32 c10d run's."""
+    command = [a for a in torchrun_command(runs["data"], tmp_path, "fully_sharded", "--fp16") if a != "--cpu"]
+    log = run(command)
+    assert "training precision: fp16 weights with fp32 master copies (loss scaling)" in log
+    fp16, fp32 = logged_updates(log), logged_updates(runs["ddp"])
+    assert sorted(fp16) == list(range(1, UPDATES + 1))
+    for num_updates, stats in fp16.items():
+        assert math.isfinite(stats["loss"]) and stats["loss_scale"] > 0, stats
+        assert stats["loss"] == pytest.approx(fp32[num_updates]["loss"], abs=0.05), num_updates
 
 
 @pytest.mark.parametrize("flags, message", [
     ((), "needs several processes"),
-    (("--distributed-world-size", "2", "--store-ema"), "--store-ema is not supported"),
+    (("--distributed-world-size", "2", "--store-ema"),
+     r"--store-ema is not supported .*: drop --store-ema and the --ema-\* options, or train with --ddp-backend c10d"),
     (("--distributed-world-size", "2", "--zero-sharding", "os"), "--zero-sharding is not supported"),
 ])
 def test_unsupported_fully_sharded_options_are_named(flags, message):
@@ -301,3 +437,7 @@ def test_bf16_policy_computes_in_bfloat16_on_fp32_shards(one_rank_mesh):
     assert {p.dtype for p in sharded.parameters()} == {g.dtype for g in grads[1]} == {torch.float32}
     gradients = [torch.cat([g.flatten() for g in model_grads]) for model_grads in grads]
     assert F.cosine_similarity(*gradients, dim=0) > 0.999
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["overflow-on-one-rank"]:
+    overflow_on_one_rank()
