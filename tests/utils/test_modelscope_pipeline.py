@@ -4,15 +4,15 @@ these tests skip without it; the README's "Hugging Face / ModelScope checkpoints
 import json
 
 import pytest
-import torch
 
-from scripts.convert_checkpoint import main as convert
-from test_evaluate import _make_tiny_checkpoint, _tiny_task_files
-from test_predict import _image_files
-
-pipelines = pytest.importorskip("modelscope.pipelines")
+pipelines = pytest.importorskip("modelscope.pipelines")  # first: skipping costs no fairseq import
+import torch  # noqa: E402
 from modelscope.models.multi_modal.ofa import OFAModel  # noqa: E402
 from modelscope.utils.constant import Tasks  # noqa: E402
+
+from scripts.convert_checkpoint import main as convert  # noqa: E402
+from test_evaluate import _make_tiny_checkpoint, _tiny_task_files  # noqa: E402
+from test_predict import _image_files  # noqa: E402
 
 
 def test_caption_pipeline_writes_the_originals_captions(e2e_caption_checkpoint, shared, tmp_path):
