@@ -303,6 +303,16 @@ def fairseq_casts_skipped(cfg):
         cfg.common.bf16, cfg.common.fp16 = bf16, fp16
 
 
+class ScaledAMPOptimizer(AMPOptimizer):
+    """fairseq's AMPOptimizer, stepping the torch optimizer that ``clip_grad_norm`` unscaled. fairseq's steps its
+    own wrapper, which the scaler has not seen unscaled, so with a loss scale other than 1 (float16 autocast) the
+    gradients were divided by the scale twice."""
+
+    def step(self):
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+
+
 class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
     """Data parallel trainer; see the module docstring for what differs from fairseq's."""
 
@@ -372,6 +382,7 @@ class Trainer(SkipBadRowsMixin, fairseq_trainer.Trainer):
             self._lr_scheduler = build_lr_scheduler(self.cfg.lr_scheduler, self.optimizer)
             self._lr_scheduler.step_update(0)
         if isinstance(self._optimizer, AMPOptimizer):  # fairseq's scaler is CUDA float16's
+            self._optimizer.__class__ = ScaledAMPOptimizer  # same state, the step fixed
             self._optimizer._grad_scaler = precision.amp_grad_scaler(
                 self.device.type, self.cfg.common.fp16_init_scale, self.cfg.common.amp_scale_window or 2000)
 

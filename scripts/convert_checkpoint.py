@@ -568,12 +568,31 @@ def modelscope_configuration(task_cfg: Mapping[str, Any]) -> Optional[Tuple[Dict
     beam_search["normalize_scores"] = not generation["unnormalized"]
     if task_cfg.get("constraint_range"):
         beam_search["constraint_range"] = task_cfg["constraint_range"]
+    if name == "refcoco":  # our generator writes only <bin_i> there; ModelScope's does so with gen_box and a range
+        from data.dictionary import VocabLayout, load_ofa_dictionary
+
+        bins = VocabLayout.of(load_ofa_dictionary()).bins  # the ports' layout: 8192 codes, 1000 bins
+        beam_search.setdefault("constraint_range", f"{bins.start},{bins.stop}")
+        beam_search["gen_box"] = True
     language = "zh" if task_cfg.get("bpe") == "bert" else "en"
+    answers = _answers(task_cfg) if gen_type == "traverse" or name == "vqa_gen" else None
+    prompt_type = task_cfg.get("prompt_type") or "none"
+    if name == "vqa_gen" and task_cfg.get("add_object"):
+        print("warning: the checkpoint was trained with --add-object: ModelScope's VQA pipeline has no detected "
+              "objects and leaves out the ' object: ...' suffix of its inputs, so its answers can differ from "
+              "predict.py's", file=sys.stderr)
+    if name == "vqa_gen" and answers is not None and prompt_type != "none":
+        # ModelScope's VQA generation drops the decoder prompt; its traverse mode (our all-candidate scoring)
+        # keeps it
+        gen_type = "traverse"
     model = {"type": "ofa", "language": language, "gen_type": gen_type, "beam_search": beam_search,
              "patch_image_size": task_cfg.get("patch_image_size", 480),
              "max_image_size": task_cfg.get("max_image_size", task_cfg.get("patch_image_size", 480)),
-             "imagenet_default_mean_and_std": bool(task_cfg.get("imagenet_default_mean_and_std", False))}
-    answers = _answers(task_cfg) if gen_type == "traverse" or name == "vqa_gen" else None
+             "imagenet_default_mean_and_std": bool(task_cfg.get("imagenet_default_mean_and_std", False)),
+             # ModelScope's preprocessors default to 256 and to no decoder prompt (VQA's prompt_type)
+             "max_src_length": task_cfg.get("max_src_length", 128),
+             "max_tgt_length": task_cfg.get("max_tgt_length", 30),
+             "prompt_type": prompt_type}
     if answers is not None:
         model["answer2label"] = ANSWERS_FILE
     # our task options travel along so that to-fairseq restores the task; this machine's file paths are unset

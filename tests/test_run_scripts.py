@@ -543,21 +543,17 @@ def test_every_script_is_covered():
 # ---------------------------------------------------------------- real runs on the tiny dataset
 
 @lru_cache(maxsize=None)
-def _train(workspace: Path, script: str, validate: bool = True) -> tuple[int, str, Path]:
-    """Run a training script once per session; ``validate=False`` adds --disable-validation."""
+def _train(workspace: Path, script: str) -> tuple[int, str, Path]:
+    """Run a training script once per session (its checkpoint also serves the evaluation scripts)."""
     env = tiny_env(workspace, script)
-    if not validate:
-        env["SAVE_DIR"] += "__no_validation"
-        env["LOG_DIR"] += "__no_validation"
-        env["EXTRA_ARGS"] += " --disable-validation"
     # from the script's own folder, like the original's README (cd run_scripts/<task>; bash train_*.sh)
     result = run_script(script, env, cwd=(RUN_SCRIPTS / script).parent)
     return result.returncode, result.stdout + result.stderr, Path(env["SAVE_DIR"])
 
 
 def trained_checkpoint(workspace: Path, script: str) -> Path:
-    """checkpoint_last.pt of a training script (trained without validation: evaluation is what is tested)."""
-    returncode, output, save_dir = _train(workspace, script, validate=False)
+    """checkpoint_last.pt of a training script: the run test_train_script_runs made (once per session)."""
+    returncode, output, save_dir = _train(workspace, script)
     assert returncode == 0, f"{script} exited with {returncode}:\n{tail(output)}"
     (checkpoint,) = save_dir.glob("*/checkpoint_last.pt")
     return checkpoint

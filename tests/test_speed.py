@@ -67,6 +67,22 @@ def test_amp_trains_on_cpu_close_to_fp32_without_loss_scaling(caption_data, capl
     assert scaler.is_enabled() and scaler.get_scale() == 1.0 and scaler._device == "cpu"
 
 
+def test_amp_loss_scale_divides_the_gradients_out_once(caption_data):
+    """A float16-style loss scale (here 1024, exact in binary) leaves an SGD update as it is without scaling:
+    fairseq's AMPOptimizer unscaled twice (once in clip_grad_norm, again in its step)."""
+    updated = []
+    for scale in (1.0, 1024.0):
+        trainer, batches = build_trainer(caption_data, "--amp", "--optimizer", "sgd", "--lr", "0.5")
+        trainer.optimizer._grad_scaler = torch.amp.GradScaler("cpu", init_scale=scale)
+        before = [p.detach().clone() for p in trainer.model.parameters()]
+        trainer.train_step([next(batches)])
+        assert trainer.optimizer.scaler.get_scale() == scale  # no overflow: the step was taken
+        updated.append([p.detach() - b for p, b in zip(trainer.model.parameters(), before)])
+    largest = max(u.abs().max() for u in updated[0])
+    assert largest > 1e-3
+    assert max((a - b).abs().max() for a, b in zip(*updated)) <= 1e-6 * largest
+
+
 def test_bf16_training_without_gpu_points_to_amp(caption_data):
     from trainer import TrainingSetupError
 

@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from data.dictionary import load_ofa_dictionary
+from data.dictionary import VocabLayout, load_ofa_dictionary
 from utils.checkpoint_utils import load_checkpoint_to_cpu
 from scripts.convert_checkpoint import main as convert
 
@@ -59,6 +59,28 @@ def test_vqa_answers_travel_in_answer2label(e2e_caption_checkpoint, tmp_path):
     assert configuration["task"] == "visual-question-answering" and configuration["model"]["answer2label"]
     assert json.loads((tmp_path / "hf" / "answer2label.json").read_text()) == answers
     assert configuration["model"]["beam_search"]["normalize_scores"] is False  # evaluate_vqa_beam.sh: --unnormalized
+    assert (configuration["model"]["gen_type"], configuration["model"]["prompt_type"]) == ("generation", "none")
+
+
+def test_modelscope_settings_of_prompted_vqa_and_grounding(e2e_caption_checkpoint, tmp_path, capsys):
+    """What ModelScope's pipelines need to decode as we do (tests/utils/test_modelscope_pipeline.py runs them)."""
+    state = torch.load(e2e_caption_checkpoint, weights_only=False)
+    state["cfg"]["task"] = {"_name": "vqa_gen", "patch_image_size": 96, "ans2label_dict": json.dumps({"yes": 0}),
+                            "prompt_type": "prev_output", "add_object": True, "max_src_length": 80}
+    torch.save(state, tmp_path / "vqa.pt")
+    assert convert(["to-hf", str(tmp_path / "vqa.pt"), str(tmp_path / "vqa")]) == 0
+    model = json.loads((tmp_path / "vqa" / "configuration.json").read_text())["model"]
+    # its generation mode drops the decoder prompt, its traverse mode (all-candidate scoring) keeps it
+    assert (model["gen_type"], model["prompt_type"], model["max_src_length"]) == ("traverse", "prev_output", 80)
+    assert "--add-object" in capsys.readouterr().err  # the pipeline has no objects to append
+
+    state["cfg"]["task"] = {"_name": "refcoco", "patch_image_size": 96, "max_image_size": 128}
+    torch.save(state, tmp_path / "refcoco.pt")
+    assert convert(["to-hf", str(tmp_path / "refcoco.pt"), str(tmp_path / "refcoco")]) == 0
+    model = json.loads((tmp_path / "refcoco" / "configuration.json").read_text())["model"]
+    bins = VocabLayout.of(load_ofa_dictionary()).bins  # our generator writes only bins there
+    assert model["beam_search"]["constraint_range"] == f"{bins.start},{bins.stop}" and model["beam_search"]["gen_box"]
+    assert model["max_image_size"] == 128  # the box scale
 
 
 def test_entangled_positions_are_refused_without_the_flag(e2e_caption_checkpoint, tmp_path, capsys):
