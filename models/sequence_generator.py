@@ -25,7 +25,6 @@ from utils.trie import Trie
 BOX_TOKENS_PER_OBJECT = 5  # four <bin_i> coordinates, then one non-bin token (label or eos)
 
 
-
 @dataclass
 class VocabConstraint:
     """The tokens the hypotheses may write at one step (a constraint trie or ``--constraint-range``)."""
