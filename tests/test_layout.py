@@ -3,7 +3,7 @@ import ast
 import sys
 from pathlib import Path
 
-from conftest import REPO, image_base64
+REPO = Path(__file__).resolve().parents[1]
 
 UPPER_PACKAGES = {"models", "tasks", "criterions", "data", "inference", "scripts", "trainer", "train", "evaluate",
                   "predict"}
@@ -26,7 +26,7 @@ def test_utils_imports_nothing_above_it():
     assert {path: names for path, names in offenders.items() if names} == {}
 
 
-def test_caption_path_from_tsv_row_to_loss_spans_at_most_ten_files(tmp_path):
+def test_caption_path_from_tsv_row_to_loss_spans_at_most_ten_files(tmp_path, b64_image):
     """Every repository file whose code runs between loading the TSV and the loss of one caption train step."""
     import criterions  # noqa: F401  (registers the OFA components with fairseq)
     import models  # noqa: F401
@@ -36,7 +36,7 @@ def test_caption_path_from_tsv_row_to_loss_spans_at_most_ten_files(tmp_path):
     from fairseq.tasks import setup_task
 
     tsv = tmp_path / "caption.tsv"
-    tsv.write_text("".join(f"{i}\t{image_base64()}\ta red square\n" for i in range(2)), encoding="utf-8")
+    tsv.write_text("".join(f"{i}\t{b64_image()}\ta red square\n" for i in range(2)), encoding="utf-8")
     parser = options.get_training_parser()
     args = options.parse_args_and_arch(parser, [
         f"{tsv},{tsv}", "--task", "caption", "--arch", "ofa_tiny", "--criterion", "adjust_label_smoothed_cross_entropy",
