@@ -190,8 +190,9 @@ def overflow_on_one_rank() -> None:
         scaler.step(optimizer)
         scaler.update()
         stepped = any(not torch.equal(local_tensor(p), b) for p, b in zip(model.parameters(), before))
-        print(json.dumps({"rank": dist.get_rank(), "scaler": name, "stepped": stepped,
-                          "finite_norm": bool(norm.isfinite()), "scale": scaler.get_scale()}))
+        sys.stdout.write(json.dumps({"rank": dist.get_rank(), "scaler": name, "stepped": stepped,
+                                     "finite_norm": bool(norm.isfinite()), "scale": scaler.get_scale()}) + "\n")
+        sys.stdout.flush()
     dist.destroy_process_group()
 
 
@@ -200,8 +201,9 @@ def test_gradient_scalers_skip_an_overflow_of_one_rank_on_all_ranks():
     the inf check, so the rank whose shards are finite skips the step and backs off too."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                 "--master_port", str(_free_port())]
-    reports = [json.loads(line) for line in run([*launcher, __file__, "overflow-on-one-rank"]).splitlines()
-               if line.startswith("{")]
+    # both ranks print to one pipe: a report can land on the same line as the other rank's
+    output = run([*launcher, __file__, "overflow-on-one-rank"])
+    reports = [json.loads(report) for report in re.findall(r"\{[^{}]*\}", output)]
     assert len(reports) == 4, reports
     for report in reports:
         assert not report["stepped"] and not report["finite_norm"], report
