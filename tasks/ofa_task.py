@@ -307,7 +307,7 @@ class OFATask(FairseqTask):
         model.set_num_updates(update_num)
         amp = isinstance(optimizer, AMPOptimizer)  # --amp: autocast on any device (fairseq's is CUDA float16 only)
         with torch.autograd.profiler.record_function("forward"), \
-                precision.autocast(precision.device_type_of(model), True) if amp else contextlib.nullcontext():
+                precision.autocast(precision.device_type_of(model)) if amp else contextlib.nullcontext():
             loss, sample_size, logging_output = criterion(model, sample, update_num=update_num)
         if ignore_grad:
             loss *= 0

@@ -26,9 +26,9 @@ def amp_dtype(device_type: str) -> torch.dtype:
     return torch.bfloat16
 
 
-def autocast(device_type: str, enabled: bool):
-    """Autocast context of ``--amp`` for ``device_type`` (a no-op when not ``enabled``)."""
-    return torch.autocast(device_type=device_type, dtype=amp_dtype(device_type), enabled=enabled)
+def autocast(device_type: str):
+    """Autocast context of ``--amp`` for ``device_type``."""
+    return torch.autocast(device_type=device_type, dtype=amp_dtype(device_type))
 
 
 def amp_grad_scaler(device_type: str, init_scale: float, growth_interval: int = 2000) -> torch.amp.GradScaler:
