@@ -193,6 +193,7 @@ def overflow_on_one_rank() -> None:
         sys.stdout.write(json.dumps({"rank": dist.get_rank(), "scaler": name, "stepped": stepped,
                                      "finite_norm": bool(norm.isfinite()), "scale": scaler.get_scale()}) + "\n")
         sys.stdout.flush()
+    dist.barrier()  # a rank that tears its group down while the other still talks to it aborts (SIGABRT) the other
     dist.destroy_process_group()
 
 
