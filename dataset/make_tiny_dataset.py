@@ -50,7 +50,7 @@ ALL_TASKS = IMAGE_TASKS + ("gigaword",) + GLUE_TASKS + ("image_gen",)
 SPLIT_SIZES: dict[str, dict[str, int]] = {
     "caption": {"train": 256, "valid": 32, "test": 32},
     "vqa": {"train": 512, "valid": 64, "test": 64},
-    "refcoco": {"train": 256, "valid": 32, "test": 32},
+    "refcoco": {"train": 1024, "valid": 32, "test": 96},
     "snli_ve": {"train": 384, "valid": 48, "test": 48},
     "image_classify": {"train": 240, "valid": 40, "test": 40},
     "gigaword": {"train": 256, "valid": 32, "test": 32},
@@ -60,6 +60,10 @@ SPLIT_SIZES: dict[str, dict[str, int]] = {
     "ocr": {"train": 256, "valid": 32, "test": 32},
     **{name: {"train": 256, "valid": 32, "test": 32} for name in GLUE_TASKS},
 }
+
+# refcoco scenes: shapes 40-48% of the image height (capped by the slot width), tops within the middle 30% of
+# the free height, so that ofa_tiny learns to ground from scratch within the demo's budget
+REFCOCO_SIZE_RANGE, REFCOCO_Y_SPREAD = (0.40, 0.48), 0.3
 
 # image_gen: the code grid of the original (256px image, VQGAN factor 8 -> 32x32 = 1024 codes).
 CODE_GRID = 32
@@ -107,8 +111,10 @@ def render_scene(
     width: int,
     height: int,
     size_range: tuple[float, float] = (0.22, 0.30),
+    y_spread: float = 1.0,
 ) -> tuple[Image.Image, list[DrawnShape]]:
-    """Draw (color, shape, slot) specs, one shape per horizontal third, with jittered size and position."""
+    """Draw (color, shape, slot) specs, one shape per horizontal third, with jittered size and position; the top
+    edge moves over the central ``y_spread`` fraction of the free height."""
     if len({slot for _, _, slot in specs}) != len(specs):
         raise ValueError(f"two shapes share a slot: {specs}")
     pixels = np.empty((height, width, 3), dtype=np.uint8)
@@ -120,7 +126,9 @@ def render_scene(
         size = min(int(rng.integers(lo, hi + 1)), int(slot_width) - 4)
         left = SLOTS.index(slot) * slot_width
         x0 = int(rng.integers(int(left) + 2, int(left + slot_width) - size - 1))
-        y0 = int(rng.integers(2, height - size - 1))
+        free = height - size - 3
+        y_lo = 2 + round(free * (1 - y_spread) / 2)
+        y0 = int(rng.integers(y_lo, y_lo + max(1, round(free * y_spread))))
         mask_image = Image.new("L", (width, height), 0)
         shape_outline(ImageDraw.Draw(mask_image), shape, x0, y0, size, fill=255)
         mask = np.asarray(mask_image) > 0
@@ -244,14 +252,18 @@ def referring_expression(rng, obj: DrawnShape) -> str:
 
 
 def refcoco_rows(rng, split, n, image_size, rows_per_image: int = 2, expression: Callable = referring_expression):
-    """uniq-id, image-id, text, region-coord x0,y0,x1,y1, image; several texts per (non-square) image."""
+    """uniq-id, image-id, text, region-coord x0,y0,x1,y1, image; up to ``rows_per_image`` texts, each about another
+    shape, per (non-square) image of one to three large shapes at about the same height: a box is right when the
+    model finds the shape (alone in its image, or named by colour, shape or position among others)."""
     rows = []
     width, height = image_size * 4 // 3, image_size
-    for i in range((n + rows_per_image - 1) // rows_per_image):
-        image_id = ID_BASE[split] + i + 1 + IMAGE_ID_OFFSET
-        image, objs = render_scene(rng, random_specs(rng, int(rng.integers(2, 4)), distinct_colors=True), width, height)
+    image_id = ID_BASE[split] + IMAGE_ID_OFFSET
+    while len(rows) < n:
+        image_id += 1
+        specs = random_specs(rng, int(rng.integers(1, 4)), distinct_colors=True)
+        image, objs = render_scene(rng, specs, width, height, REFCOCO_SIZE_RANGE, REFCOCO_Y_SPREAD)
         image_b64 = image_to_base64(image, "PNG")
-        targets = rng.choice(len(objs), size=rows_per_image, replace=False)
+        targets = rng.choice(len(objs), size=min(rows_per_image, len(objs)), replace=False)
         for k, t in enumerate(targets.tolist()):
             obj = objs[t]
             box = ",".join(f"{v:.2f}" for v in obj.box)

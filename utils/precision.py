@@ -26,6 +26,13 @@ def amp_dtype(device_type: str) -> torch.dtype:
     return torch.bfloat16
 
 
+def cpu_computes_bf16_natively() -> bool:
+    """Whether this CPU has bfloat16 instructions (AVX512-BF16 or AMX), where ``--amp`` is faster than fp32;
+    elsewhere bfloat16 is emulated and slower."""
+    supported = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(supported and supported())
+
+
 def autocast(device_type: str):
     """Autocast context of ``--amp`` for ``device_type``."""
     return torch.autocast(device_type=device_type, dtype=amp_dtype(device_type))
