@@ -372,7 +372,8 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             return self._pos_heads(src_pos, self.cross_pos_k_linear)
         cached = self.get_incremental_state(incremental_state, "cross_pos_keys")
         if cached is None or cached["positions"] is not src_pos:  # a new or reordered encoder output
-            cached = {"positions": src_pos, "keys": self._pos_heads(src_pos, self.cross_pos_k_linear)}
+            # contiguous once here, rather than copied by every step's matmul
+            cached = {"positions": src_pos, "keys": self._pos_heads(src_pos, self.cross_pos_k_linear).contiguous()}
             self.set_incremental_state(incremental_state, "cross_pos_keys", cached)
         return cached["keys"]
 
