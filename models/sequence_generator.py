@@ -63,15 +63,24 @@ class RepeatNGramBlocker(nn.Module):
         return lprobs
 
 
+def _divide(logits: Tensor, temperature: float) -> Tensor:
+    """``logits / temperature``; at temperature 1 the logits themselves (the same values, one pass fewer over
+    the vocabulary)."""
+    return logits if temperature == 1.0 else logits / temperature
+
+
 class EnsembleModel(nn.Module):
     """Runs several encoder-decoder models in lockstep and averages their next-token distributions."""
 
     def __init__(self, models: Sequence[nn.Module], incremental: Optional[bool] = None,
-                 project_allowed_only: bool = True):
+                 project_allowed_only: bool = True, share_encoder_rows: Optional[bool] = None):
         """``incremental``: cache decoder keys/values between steps (default: when every decoder can).
         ``project_allowed_only``: when a constraint masks the logits, compute them only for the tokens it allows
         (decoders whose ``output_layer`` takes ``columns``); the masked softmax is the same up to float rounding
-        (False: the full projection, then the mask, as the original does)."""
+        (False: the full projection, then the mask, as the original does).
+        ``share_encoder_rows``: the beams of a sentence attend to its one encoder output (keys and values
+        projected once per sentence, not per beam) instead of copies of it; the same up to float rounding
+        (default: when every decoder has ``attends_shared_encoder_rows``; False: copies, as the original)."""
         super().__init__()
         self.models = nn.ModuleList(models)
         self.models_size = len(self.models)
@@ -79,6 +88,11 @@ class EnsembleModel(nn.Module):
         if incremental and not can_cache:
             raise ValueError("incremental decoding needs FairseqIncrementalDecoder decoders in every model")
         self.incremental = can_cache if incremental is None else incremental
+        can_share = all(getattr(getattr(m, "decoder", None), "attends_shared_encoder_rows", False)
+                        for m in self.models)
+        if share_encoder_rows and not can_share:
+            raise ValueError("share_encoder_rows needs decoders with attends_shared_encoder_rows in every model")
+        self.share_encoder_rows = can_share if share_encoder_rows is None else share_encoder_rows
         # OFA decoders take code_masks (image-code generation); plain fairseq decoders do not
         self._takes_code_masks = [
             "code_masks" in inspect.signature(m.decoder.forward).parameters for m in self.models
@@ -133,14 +147,15 @@ class EnsembleModel(nn.Module):
                 )
             if columns is not None and self._projects_columns[i]:
                 features, extra = model.decoder(tokens, features_only=True, **decoder_kwargs)
-                allowed_logits = model.decoder.output_layer(features[:, -1:, :], columns=columns) / temperature
+                allowed_logits = _divide(model.decoder.output_layer(features[:, -1:, :], columns=columns),
+                                         temperature)
                 logits = allowed_logits.new_full((*allowed_logits.shape[:2], constraint.allowed.size(-1)),
                                                  -math.inf)
                 logits[:, :, columns] = allowed_logits
             else:
                 decoder_out = model.decoder(tokens, **decoder_kwargs)
                 extra = decoder_out[1] if len(decoder_out) > 1 else None
-                logits = decoder_out[0][:, -1:, :] / temperature
+                logits = _divide(decoder_out[0][:, -1:, :], temperature)
             attn = self._last_step_attention(extra)
 
             if constraint is not None and constrain_logits:
@@ -308,9 +323,10 @@ class SequenceGenerator(nn.Module):
         self.search.init_constraints(constraints, beam_size)
 
         encoder_outs = model.forward_encoder(net_input)
-        encoder_outs = model.reorder_encoder_out(
-            encoder_outs, torch.arange(bsz, device=device).repeat_interleave(beam_size)
-        )
+        if not model.share_encoder_rows:
+            encoder_outs = model.reorder_encoder_out(
+                encoder_outs, torch.arange(bsz, device=device).repeat_interleave(beam_size)
+            )
         incremental_states: List[Dict[str, Dict[str, Optional[Tensor]]]] = [{} for _ in range(model.models_size)]
 
         # row r holds hypothesis r % beam_size of sentence r // beam_size; one extra column for eos, one for pad
@@ -435,7 +451,8 @@ class SequenceGenerator(nn.Module):
                 row_sentence = active_bbsz_idx // beam_size
                 state_order = active_bbsz_idx + (kept_rows[row_sentence] - row_sentence) * beam_size
                 # beams of one sentence share the encoder output, so it only changes when sentences leave
-                encoder_outs = model.reorder_encoder_out(encoder_outs, state_order)
+                encoder_outs = model.reorder_encoder_out(
+                    encoder_outs, kept_rows if model.share_encoder_rows else state_order)
             model.reorder_incremental_state(incremental_states, state_order)
 
         for hypos in finalized:
@@ -504,7 +521,7 @@ class SequenceGenerator(nn.Module):
 
     def _apply_token_rules(self, step: int, lprobs: Tensor, max_len: int) -> None:
         """Never pad, unk penalty, code/box-only outputs, and only eos after max_len tokens."""
-        lprobs.masked_fill_(torch.isnan(lprobs), -math.inf)
+        torch.nan_to_num_(lprobs, nan=-math.inf, posinf=math.inf, neginf=-math.inf)  # NaN -> -inf in one pass
         lprobs[:, self.pad] = -math.inf
         lprobs[:, self.unk] -= self.unk_penalty
         if (self.gen_code or self.gen_box) and step < max_len:

@@ -79,7 +79,8 @@ class DropPath(nn.Module):
 
 @with_incremental_state
 class MultiheadAttention(nn.Module):
-    """Multi-head attention taking an additive per-head bias (``attn_bias``, shape (B*H, T, S)).
+    """Multi-head attention taking an additive per-head bias (``attn_bias``, shape (B*H, T, S), or (H, T, S)
+    shared by all rows).
 
     Queries are scaled by ``(head_dim * scale_factor) ** -0.5``; ``scale_heads`` adds NormFormer's
     per-head gains ``c_attn``. Uses ``scaled_dot_product_attention`` unless weights are requested.
@@ -140,8 +141,9 @@ class MultiheadAttention(nn.Module):
         q = self._split_heads(self.q_proj(query) * self.scaling, bsz)
         k = v = None
         if key is not None:
-            k = self._split_heads(self.k_proj(key), bsz)
-            v = self._split_heads(self.v_proj(key), bsz)
+            # the key batch may be smaller than the query batch (static keys shared by groups of rows)
+            k = self._split_heads(self.k_proj(key), key.size(1))
+            v = self._split_heads(self.v_proj(key), key.size(1))
 
         if incremental_state is not None:
             new_len = 0 if k is None else k.size(2)
@@ -151,6 +153,10 @@ class MultiheadAttention(nn.Module):
                 else:
                     k = torch.cat([saved_state["prev_key"], k], dim=2)
                     v = torch.cat([saved_state["prev_value"], v], dim=2)
+            elif static_kv:
+                # read at every step: contiguous once here, rather than copied by every step's matmul
+                k, v = k.contiguous(), v.contiguous()
+                saved_state["query_rows_per_key"] = torch.tensor(bsz // k.size(0))
             key_padding_mask = self._merge_padding_masks(saved_state.get("prev_key_padding_mask"), key_padding_mask,
                                                          bsz, k.size(2) - new_len, new_len, static_kv)
             saved_state["prev_key"], saved_state["prev_value"] = k, v
@@ -162,15 +168,18 @@ class MultiheadAttention(nn.Module):
         if prompt_kv is not None:
             k = torch.cat([prompt_kv[0], k], dim=2)
             v = torch.cat([prompt_kv[1], v], dim=2)
-        if attn_bias is not None:
-            mask = attn_bias.reshape(bsz, self.num_heads, tgt_len, src_len)
-        # One sentence's cached encoder keys serve many query rows (all-candidate scoring): the rows become
-        # queries of that one sentence instead of copies of its keys.
-        shared_kv = static_kv and k.size(0) == 1 < bsz
+        if attn_bias is not None:  # per row, or one bias broadcast over all rows
+            mask = attn_bias.reshape(-1, self.num_heads, tgt_len, src_len)
+        # Each sentence's encoder keys serve a group of consecutive query rows (its beams; all candidates of
+        # one question): the rows become queries of their sentence instead of copies of its keys.
+        groups = k.size(0)
+        shared_kv = static_kv and groups < bsz
         if shared_kv:
-            q = q.transpose(0, 1).reshape(1, self.num_heads, bsz * tgt_len, self.head_dim)
+            if bsz % groups:
+                raise ValueError(f"{bsz} query rows cannot share the keys of {groups} sentences evenly")
+            q = self._group_rows(q, groups)
             if mask is not None:
-                mask = mask.transpose(0, 1).reshape(1, self.num_heads, bsz * tgt_len, src_len)
+                mask = self._group_rows(mask.expand(bsz, -1, -1, -1), groups)
         if attn_mask is not None:
             mask = attn_mask if mask is None else mask + attn_mask
         if key_padding_mask is not None:
@@ -189,20 +198,31 @@ class MultiheadAttention(nn.Module):
                 scores = scores + mask
             probs = utils.softmax(scores, dim=-1).type_as(scores)
             out = torch.matmul(F.dropout(probs, p=dropout_p, training=self.training), v)
-            weights = probs.transpose(0, 1)  # (H, B, T, S)
-            if shared_kv:
-                weights = probs.view(self.num_heads, bsz, tgt_len, -1)
+            weights = (self._ungroup_rows(probs, bsz) if shared_kv else probs).transpose(0, 1)  # (H, B, T, S)
             if not need_head_weights:
                 weights = weights.mean(dim=0)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=dropout_p, scale=1.0)
         if shared_kv:
-            out = out.view(self.num_heads, bsz, tgt_len, self.head_dim).transpose(0, 1)
+            out = self._ungroup_rows(out, bsz)
 
         if self.c_attn is not None:
             out = out * self.c_attn.view(1, -1, 1, 1)
         out = out.permute(2, 0, 1, 3).reshape(tgt_len, bsz, self.embed_dim)
         return self.out_proj(out), weights
+
+    @staticmethod
+    def _group_rows(x: Tensor, groups: int) -> Tensor:
+        """(B, H, T, X) -> (G, H, B/G*T, X): consecutive rows as more queries of their group."""
+        bsz, heads, tgt_len, last = x.shape
+        return x.view(groups, bsz // groups, heads, tgt_len, last).transpose(1, 2).reshape(groups, heads, -1, last)
+
+    @staticmethod
+    def _ungroup_rows(x: Tensor, bsz: int) -> Tensor:
+        """The inverse of :meth:`_group_rows`: (G, H, B/G*T, X) -> (B, H, T, X)."""
+        groups, heads, queries, last = x.shape
+        rows = bsz // groups
+        return x.view(groups, heads, rows, queries // rows, last).transpose(1, 2).reshape(bsz, heads, -1, last)
 
     @staticmethod
     def _merge_padding_masks(prev: Optional[Tensor], new: Optional[Tensor], bsz: int, prev_len: int,
@@ -221,14 +241,17 @@ class MultiheadAttention(nn.Module):
     def reorder_incremental_state(self, incremental_state: IncrementalState, new_order: Tensor) -> None:
         """Reorder cached keys/values after a beam-search step."""
         buffer = self._get_input_buffer(incremental_state)
+        if self.encoder_decoder_attention and "prev_key" in buffer:
+            # Encoder keys are identical across the beams of a sentence, which are consecutive rows: they only
+            # change when sentences leave the batch. Keys of one sentence shared by all rows stay shared.
+            rows = int(buffer["query_rows_per_key"])
+            keys = buffer["prev_key"].size(0)
+            if keys == 1 or keys * rows == new_order.size(0):
+                return
+            new_order = new_order[::rows] // rows  # the sentence of each remaining group
         for name, value in buffer.items():
-            if value is None:
-                continue
-            # Encoder keys are identical across the beams of a sentence: only the batch size can change; keys
-            # of one sentence shared by all rows stay shared.
-            if self.encoder_decoder_attention and value.size(0) in (1, new_order.size(0)):
-                break
-            buffer[name] = value.index_select(0, new_order)
+            if value is not None and name != "query_rows_per_key":
+                buffer[name] = value.index_select(0, new_order)
         self._set_input_buffer(incremental_state, buffer)
 
     def _get_input_buffer(self, incremental_state: Optional[IncrementalState]) -> Dict[str, Optional[Tensor]]:

@@ -220,6 +220,10 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         bsz, src_len = src_tokens.shape
         text_pos = self.embed_positions(torch.arange(src_len, device=src_tokens.device).expand(bsz, -1))
         parts, padding, positions, image_buckets = [], [], [], []
+        # Every sample has the same positions unless patches are sampled per image: the position biases are
+        # then computed once and broadcast over the batch (the same values as per sample, one backward pass
+        # through the bias tables instead of one per sample).
+        bias_rows = bsz if sample_patch_num is not None else 1
         # Second image first, then the image, then the text (the original's order). The original gives the
         # second image type id 2, which its two-row type table cannot embed; both images use the image type.
         for type_id, images in ((1, patch_images_2), (1, patch_images)):
@@ -232,7 +236,8 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
             parts.append(self._embed_image(features, image_pos, type_id))
             padding.append(mask)
             positions.append(image_pos if self.use_ofasys else self.image_pos_ln(image_pos))
-            image_buckets.append(self.image_rp_bucket[position_ids[:, :, None], position_ids[:, None, :]])
+            ids = position_ids[:bias_rows]
+            image_buckets.append(self.image_rp_bucket[ids[:, :, None], ids[:, None, :]])
         parts.append(self._embed_text(src_tokens, text_pos, token_embeddings))
         padding.append(src_tokens.eq(self.padding_idx))
         positions.append(text_pos if self.use_ofasys else self.pos_ln(text_pos))
@@ -246,10 +251,11 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
         total = pos_embed.size(1)
         heads = self.num_attention_heads
         if self.pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs: no absolute bias
-            abs_pos_bias = x.new_zeros(bsz, heads, total, total)
+            abs_pos_bias = x.new_zeros(bias_rows, heads, total, total)
         else:
-            pos_q = self.pos_q_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2) * self.pos_scaling
-            pos_k = self.pos_k_linear(pos_embed).view(bsz, total, heads, -1).transpose(1, 2)
+            bias_pos = pos_embed[:bias_rows]
+            pos_q = self.pos_q_linear(bias_pos).view(bias_rows, total, heads, -1).transpose(1, 2) * self.pos_scaling
+            pos_k = self.pos_k_linear(bias_pos).view(bias_rows, total, heads, -1).transpose(1, 2)
             abs_pos_bias = torch.matmul(pos_q, pos_k.transpose(2, 3))
 
         encoder_states = [x] if return_all_hiddens else []
@@ -292,6 +298,10 @@ class TransformerEncoder(FairseqEncoder, _RelativePositions):
 
 class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
     """Autoregressive decoder with position biases for text and, under ``code_masks``, image codes."""
+
+    # an encoder output with one row per group of consecutive decoder rows (a sentence's beams) is attended
+    # by all rows of its group, so beam search need not copy it per beam
+    attends_shared_encoder_rows = True
 
     def __init__(self, args, dictionary, embed_tokens: nn.Embedding):
         super().__init__(dictionary)
@@ -362,24 +372,30 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             return self._pos_heads(src_pos, self.cross_pos_k_linear)
         cached = self.get_incremental_state(incremental_state, "cross_pos_keys")
         if cached is None or cached["positions"] is not src_pos:  # a new or reordered encoder output
-            cached = {"positions": src_pos, "keys": self._pos_heads(src_pos, self.cross_pos_k_linear)}
+            # contiguous once here, rather than copied by every step's matmul
+            cached = {"positions": src_pos, "keys": self._pos_heads(src_pos, self.cross_pos_k_linear).contiguous()}
             self.set_incremental_state(incremental_state, "cross_pos_keys", cached)
         return cached["keys"]
 
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int,
-                         incremental_state: Optional[IncrementalState] = None):
+                         incremental_state: Optional[IncrementalState] = None, bsz: int = 1):
         """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross;
-        B is 1 when the target positions are shared by all rows."""
+        B is 1 when the target positions are shared by all rows. ``src_pos`` may have one row per group of
+        ``bsz`` consecutive query rows (beams sharing their sentence's encoder output)."""
         if self.self_pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs
-            bsz, heads = tgt_pos.size(0), self.num_attention_heads
-            return (tgt_pos.new_zeros(bsz, heads, num_queries, tgt_pos.size(1)),
-                    tgt_pos.new_zeros(max(bsz, src_pos.size(0)), heads, num_queries, src_pos.size(1)))
+            heads = self.num_attention_heads
+            return (tgt_pos.new_zeros(tgt_pos.size(0), heads, num_queries, tgt_pos.size(1)),
+                    tgt_pos.new_zeros(bsz, heads, num_queries, src_pos.size(1)))
         cross_keys = self._cross_pos_keys(src_pos, incremental_state)
+
+        def per_row(x: Tensor) -> Tensor:
+            return x if x.size(0) in (1, bsz) else x.repeat_interleave(bsz // x.size(0), dim=0)
 
         def biases(pos: Tensor) -> tuple[Tensor, Tensor]:
             queries = pos[:, -num_queries:]
+            keys = cross_keys if queries.size(0) == 1 else per_row(cross_keys)
             return (self._abs_pos_bias(queries, self._pos_heads(pos, self.self_pos_k_linear), self.self_pos_q_linear),
-                    self._abs_pos_bias(queries, cross_keys, self.cross_pos_q_linear))
+                    per_row(self._abs_pos_bias(queries, keys, self.cross_pos_q_linear)))
 
         self_bias, cross_bias = biases(tgt_pos if self.use_ofasys else self.pos_ln(tgt_pos))
         if code_masks is not None and code_masks.any():
@@ -451,7 +467,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             tokens = prev_output_tokens[:, -1:]
         num_queries = tokens.size(1)
         self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
-                                                              code_masks, num_queries, incremental_state)
+                                                              code_masks, num_queries, incremental_state, bsz)
         tgt_pos = tgt_pos[:, -num_queries:]
         cross_pos_bias = cross_pos_bias.expand(bsz, -1, -1, -1).reshape(-1, *cross_pos_bias.shape[-2:])
 

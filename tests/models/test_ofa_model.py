@@ -168,6 +168,34 @@ def test_padding_and_batch_composition_do_not_change_a_sample():
     torch.testing.assert_close(together[-1:], alone, atol=1e-5, rtol=0)
 
 
+def test_batch_gradients_are_the_sum_of_the_samples_gradients():
+    """The encoder's position biases, computed once for a batch whose samples share their positions, give each
+    sample its own logits, and gradients equal to the sum of per-sample gradients (padding, a sample without
+    image)."""
+    model = random_model()
+    batch = random_batch()
+    weights = torch.randn(model(**batch)[0].shape, generator=torch.Generator().manual_seed(1))
+
+    def gradients(rows):
+        model.zero_grad()
+        logits = model(**{k: v[rows] for k, v in batch.items()})[0]
+        (logits * weights[rows]).sum().backward()
+        return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    together, batch_grads = gradients(slice(None))
+    summed = {}
+    for i in range(len(batch["src_tokens"])):
+        logits, grads = gradients(slice(i, i + 1))
+        torch.testing.assert_close(together[i:i + 1], logits, atol=1e-5, rtol=0)
+        for name, grad in grads.items():
+            summed[name] = summed.get(name, 0) + grad
+    assert batch_grads.keys() == summed.keys()
+    assert batch_grads["encoder.image_rel_pos_table_list.0.weight"].abs().sum() > 0
+    for name, grad in batch_grads.items():  # float sums in another order: close relative to the largest entry
+        scale = float(summed[name].abs().max())
+        torch.testing.assert_close(grad, summed[name], atol=1e-5 * scale + 1e-5, rtol=0, msg=lambda m: f"{name}: {m}")
+
+
 def test_attention_weights_path_equals_fused_path():
     model = random_model()
     batch = random_batch()

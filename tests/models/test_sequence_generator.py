@@ -690,3 +690,46 @@ def test_bins_only_never_writes_a_word():
         assert len(tokens) == 5 and tokens[-1] == EOS and all(8 <= t < 12 for t in tokens[:-1])
     with pytest.raises(ValueError, match="<bin_i>"):
         SequenceGenerator([model], word_dictionary(), bins_only=True)
+
+
+@needs_ofa
+@pytest.mark.parametrize("mode", ["captions", "prompt", "codes", "recompute"])
+def test_beams_sharing_their_sentence_encoder_output_equal_copies_per_beam(parity, ofa_dictionary, mode):
+    """Beams attending to one encoder output per sentence (keys/values projected once per sentence) give the
+    beams of per-beam copies: same tokens (all beams), scores and alignment up to float rounding, also when
+    sentences finish at different steps and leave the batch."""
+    model, fixture = parity
+    sample = parity_sample(fixture)
+    options, prefix_tokens, incremental = {"beam_size": 4}, None, True
+    if mode == "prompt":
+        prefix_tokens = torch.tensor([[30, 31, 32], [40, PAD, PAD], [PAD, PAD, PAD]])
+    elif mode == "codes":  # image-code positions and their cross-attention biases per row
+        options.update(max_len_b=4, gen_code=True)
+    elif mode == "recompute":
+        incremental = False
+    generator = parity_generator(model, ofa_dictionary, fixture["generation"], **options)
+    key_rows = []
+    hook = model.decoder.layers[0].encoder_attn.k_proj.register_forward_hook(
+        lambda module, inputs, output: key_rows.append(inputs[0].size(1)))
+    try:
+        shared = generator.generate(EnsembleModel([model], incremental=incremental), sample,
+                                    prefix_tokens=prefix_tokens)
+        assert set(key_rows) <= {1, 2, 3}  # one row per remaining sentence, never per beam
+        copies = generator.generate(EnsembleModel([model], incremental=incremental, share_encoder_rows=False),
+                                    sample, prefix_tokens=prefix_tokens)
+        assert max(key_rows) == 3 * 4
+    finally:
+        hook.remove()
+    if mode == "captions":
+        assert len({len(sentence[0]["tokens"]) for sentence in shared}) > 1  # sentences left at different steps
+    assert_same_hypotheses(shared, copies, atol=2e-5)
+    for sentence_shared, sentence_copies in zip(shared, copies):
+        for a, b in zip(sentence_shared, sentence_copies):
+            torch.testing.assert_close(a["attention"], b["attention"], atol=1e-5, rtol=0)
+
+
+def test_shared_encoder_rows_need_a_decoder_that_attends_them():
+    dictionary = word_dictionary()
+    with pytest.raises(ValueError, match="share_encoder_rows needs decoders"):
+        EnsembleModel([tiny_transformer(dictionary)], share_encoder_rows=True)
+    assert not EnsembleModel([tiny_transformer(dictionary)]).share_encoder_rows
