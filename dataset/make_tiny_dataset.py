@@ -253,14 +253,14 @@ def referring_expression(rng, obj: DrawnShape) -> str:
 
 def refcoco_rows(rng, split, n, image_size, rows_per_image: int = 2, expression: Callable = referring_expression):
     """uniq-id, image-id, text, region-coord x0,y0,x1,y1, image; up to ``rows_per_image`` texts, each about another
-    shape, per (non-square) image of one to three large shapes at about the same height: a box is right when the
-    model finds the shape (alone in its image, or named by colour, shape or position among others)."""
+    shape, per (non-square) image of one or two large shapes at about the same height: a box is right when the model
+    finds the shape (alone in its image, or named by colour, shape or position beside another)."""
     rows = []
     width, height = image_size * 4 // 3, image_size
     image_id = ID_BASE[split] + IMAGE_ID_OFFSET
     while len(rows) < n:
         image_id += 1
-        specs = random_specs(rng, int(rng.integers(1, 4)), distinct_colors=True)
+        specs = random_specs(rng, int(rng.integers(1, 3)), distinct_colors=True)
         image, objs = render_scene(rng, specs, width, height, REFCOCO_SIZE_RANGE, REFCOCO_Y_SPREAD)
         image_b64 = image_to_base64(image, "PNG")
         targets = rng.choice(len(objs), size=min(rows_per_image, len(objs)), replace=False)

@@ -59,10 +59,10 @@ def demo_tasks(data: Path, image_size: int, pretrained: bool = False) -> dict[st
     vqa_labels = str(data / "vqa" / "trainval_ans2label.pkl")
     return {
         "caption": DemoTask(
-            "caption", "caption", "CIDEr", "0,4,2", "1,4,2",
+            "caption", "caption", "cider", "0,4,2", "1,4,2",
             train_flags=["--max-tgt-length", "20"],
             eval_flags=["--beam", "5", "--max-len-b", "16", "--no-repeat-ngram-size", "3"],
-            overrides={"eval_cider": False}),
+            overrides={"eval_cider": False, "skip_coco_scores": True}),  # CIDEr-D, as validation reports it
         "refcoco": DemoTask(
             "refcoco", "refcoco", "score", "0,4,2,3", "0,4,2,3",
             # from scratch, coordinates relative to the resized image in 32 bins (3 px at 96 px) instead of the
@@ -78,7 +78,7 @@ def demo_tasks(data: Path, image_size: int, pretrained: bool = False) -> dict[st
             train_flags=["--ans2label-file", vqa_labels, "--prompt-type", "prev_output", "--add-object",
                          "--max-object-length", "10", "--max-tgt-length", "10"],
             eval_flags=["--beam-search-vqa-eval", "--beam", "5", "--unnormalized"],
-            overrides={"ans2label_file": vqa_labels}),
+            overrides={"ans2label_file": vqa_labels}, max_update=100),
     }
 
 

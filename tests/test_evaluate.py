@@ -284,6 +284,7 @@ def test_compute_metrics_per_task():
                                                      ("two dogs", ["two dogs on grass"])])]
     scores = _task("caption").compute_metrics(captions)
     assert scores["cider"] > 0
+    assert _task("caption", skip_coco_scores=True).compute_metrics(captions) == {"cider": scores["cider"]}
     # the same CIDEr-D as validation's per-sample scores of these captions, averaged
     task = _task("caption")
     per_sample = task.cider_scorer.score(["a red car", "two dogs"], [["a red car", "red car"], ["two dogs on grass"]])

@@ -24,6 +24,9 @@ class CaptionConfig(OFAConfig, GenerationEvalConfig, ScstConfig):
     eval_cider_cached_tokens: Optional[str] = field(
         default=None, metadata={"help": "path to cached cPickle file used to calculate CIDEr scores"}
     )
+    skip_coco_scores: bool = field(default=False, metadata={
+        "help": "evaluate.py reports CIDEr-D only, without the COCO caption scores (BLEU, METEOR, ROUGE-L, CIDEr), "
+                "whose java METEOR takes about 10 s to start"})
 
 
 @register_task("caption", dataclass=CaptionConfig)
@@ -81,14 +84,16 @@ class CaptionTask(OFATask):
         return self.cider_scorer.score([r["caption"] for r in results], references).tolist()
 
     def compute_metrics(self, records):
-        """``cider`` (CIDEr-D, as validated) plus the COCO caption scores (BLEU, METEOR, ROUGE-L, CIDEr, needing
-        java)."""
+        """``cider`` (CIDEr-D, as validated) plus, unless --skip-coco-scores, the COCO caption scores (BLEU, METEOR,
+        ROUGE-L, CIDEr, needing java)."""
         if not records or not all(record["references"] for record in records):
             logger.warning("caption metrics skipped: some samples have no reference captions")
             return {}
         captions = [record["result"]["caption"] for record in records]
         references = [[strip_punctuation(ref) for ref in record["references"]] for record in records]
         scores = {self.metric_name: float(self.cider_scorer.score(captions, references).mean())}
+        if self.cfg.skip_coco_scores:
+            return scores
         if not metrics.java_available():
             logger.warning("COCO caption scores skipped: pycocoevalcap needs java on PATH")
             return scores
