@@ -378,7 +378,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         return cached["keys"]
 
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int,
-                         incremental_state: Optional[IncrementalState] = None, bsz: int = 1):
+                         incremental_state: Optional[IncrementalState], bsz: int):
         """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross;
         B is 1 when the target positions are shared by all rows. ``src_pos`` may have one row per group of
         ``bsz`` consecutive query rows (beams sharing their sentence's encoder output)."""
