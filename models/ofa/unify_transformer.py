@@ -380,12 +380,12 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
     def _position_biases(self, tgt_pos: Tensor, src_pos: Tensor, code_masks: Optional[Tensor], num_queries: int,
                          incremental_state: Optional[IncrementalState], bsz: int):
         """Absolute-position biases of the last ``num_queries`` positions: (B, H, Q, T) self, (B, H, Q, S) cross;
-        B is 1 when the target positions are shared by all rows. ``src_pos`` may have one row per group of
+        B is 1 when they are the same for all rows. ``src_pos`` may have one row per group of
         ``bsz`` consecutive query rows (beams sharing their sentence's encoder output)."""
         if self.self_pos_q_linear is None:  # OFA-Sys layout, positions entangled into the inputs
             heads = self.num_attention_heads
-            return (tgt_pos.new_zeros(tgt_pos.size(0), heads, num_queries, tgt_pos.size(1)),
-                    tgt_pos.new_zeros(bsz, heads, num_queries, src_pos.size(1)))
+            return (tgt_pos.new_zeros(1, heads, num_queries, tgt_pos.size(1)),
+                    tgt_pos.new_zeros(1, heads, num_queries, src_pos.size(1)))
         cross_keys = self._cross_pos_keys(src_pos, incremental_state)
 
         def per_row(x: Tensor) -> Tensor:
@@ -469,7 +469,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         self_pos_bias, cross_pos_bias = self._position_biases(tgt_pos, encoder_out["position_embeddings"][0],
                                                               code_masks, num_queries, incremental_state, bsz)
         tgt_pos = tgt_pos[:, -num_queries:]
-        cross_pos_bias = cross_pos_bias.expand(bsz, -1, -1, -1).reshape(-1, *cross_pos_bias.shape[-2:])
+        cross_pos_bias = cross_pos_bias.flatten(0, 1)  # (B*H, Q, S), or (H, Q, S) broadcast over the rows
 
         x = self.embed_scale * self.embed_tokens(tokens)
         if self.add_positions_to_input:
@@ -485,13 +485,12 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
         prompts = self.decoder_prompt_encoder(bsz) if self.decoder_prompt_encoder is not None else None
         for idx, layer in enumerate(self.layers):
             self_bias = self_pos_bias + self._rel_pos_bias(tgt_len, idx, code_masks, num_queries)
-            self_bias = self_bias.expand(bsz, -1, -1, -1)
             x, layer_attn = self.run_layer(layer, x, enc, enc_padding, incremental_state,
                                            self_attn_mask=self_attn_mask,
                                            self_attn_padding_mask=self_attn_padding_mask,
                                            # alignment weights are only read at inference; skip them in training
                                            need_head_weights=idx == alignment_layer and not self.training,
-                                           self_attn_bias=self_bias.reshape(-1, *self_bias.shape[-2:]),
+                                           self_attn_bias=self_bias.flatten(0, 1),
                                            cross_attn_bias=cross_pos_bias,
                                            prompt_kv=None if prompts is None else prompts[idx])
             inner_states.append(x)
