@@ -72,6 +72,6 @@ def build_image_backbone(args) -> tuple[nn.Module, int]:
         backbone, channels = build_vit(vit_type, drop_path_rate, run_block=checkpointing), VIT_CONFIGS[vit_type][2]
     else:
         backbone = build_resnet(args.resnet_type, freeze_bn=args.freeze_resnet, sync_bn=args.sync_bn,
-                                drop_path_rate=drop_path_rate, run_stage=checkpointing)
+                                drop_path_rate=drop_path_rate, run_block=checkpointing)
         channels = RESNET_OUT_CHANNELS
     return backbone, channels

@@ -1,7 +1,7 @@
 """OFA's attention and Transformer layers: pre-LN blocks with additive position biases and NormFormer options."""
 from __future__ import annotations
 
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import torch
 import torch.nn as nn
@@ -25,9 +25,14 @@ class ActivationCheckpointing:
 
     def __call__(self, module: nn.Module, *args, **kwargs):
         """``module(*args, **kwargs)``, checkpointed when enabled and a backward pass can follow."""
-        if not (self.enabled and module.training and torch.is_grad_enabled()):
-            return module(*args, **kwargs)
-        forward = _RecomputeKeepingBuffers(module)
+        return self.call(module, module, *args, **kwargs)
+
+    def call(self, function: Callable, owner: nn.Module, *args, **kwargs):
+        """``function(*args, **kwargs)``, checkpointed like ``owner``: its training flag decides, and its buffers
+        (all the buffers ``function`` updates) are kept from moving twice."""
+        if not (self.enabled and owner.training and torch.is_grad_enabled()):
+            return function(*args, **kwargs)
+        forward = _RecomputeKeepingBuffers(function, owner)
         if self.offload and any(torch.is_tensor(a) and a.is_cuda for a in args):
             with torch.autograd.graph.save_on_cpu(pin_memory=True):
                 return checkpoint(forward, *args, use_reentrant=False, **kwargs)
@@ -36,23 +41,24 @@ class ActivationCheckpointing:
 
 
 class _RecomputeKeepingBuffers:
-    """Calls ``module``; from the second call on (the recomputation in backward) its buffers are put back
-    afterwards, so BatchNorm running statistics move once per step, as without checkpointing."""
+    """Calls ``function``; from the second call on (the recomputation in backward) the buffers of ``owner`` are
+    put back afterwards, so BatchNorm running statistics move once per step, as without checkpointing."""
 
-    def __init__(self, module: nn.Module):
-        self.module = module
+    def __init__(self, function: Callable, owner: nn.Module):
+        self.function = function
+        self.owner = owner
         self.calls = 0
 
     def __call__(self, *args, **kwargs):
         self.calls += 1
         if self.calls == 1:
-            return self.module(*args, **kwargs)
-        saved = [buffer.clone() for buffer in self.module.buffers()]
+            return self.function(*args, **kwargs)
+        saved = [buffer.clone() for buffer in self.owner.buffers()]
         try:
-            return self.module(*args, **kwargs)
+            return self.function(*args, **kwargs)
         finally:  # also when torch stops the recomputation early, once it has what backward needs
             with torch.no_grad():
-                for buffer, value in zip(self.module.buffers(), saved):
+                for buffer, value in zip(self.owner.buffers(), saved):
                     buffer.copy_(value)
 
 
