@@ -10,7 +10,8 @@ state dict, loaded into the original with ``strict=True``: the key names are the
 random caption-shaped batch (prompts of 16-20 tokens, one image each, targets of 12-20 tokens).
 
 Measurements (each in its own process: both trees register a fairseq model named "ofa", and peak RSS is the
-process's ``ru_maxrss``):
+process's ``ru_maxrss``; its ratio is also given for the peak above the RSS once the model is built and loaded,
+which leaves out the libraries and the weights):
 - ``train-fp32``, ``train-checkpoint-activations``: forward, label-smoothed cross-entropy (0.1; fairseq's
   ``label_smoothed_nll_loss`` on both sides), backward and a ``torch.optim.Adam`` step; 1 warm-up and ``--steps``
   timed updates. ``train-amp``: this tree only, forward and loss under bfloat16 autocast (``--amp``), against the
@@ -158,7 +159,7 @@ def measure(side: str, task: str, variant: str, args: argparse.Namespace) -> dic
     model.load_state_dict(torch.load(Path(args.workdir) / "state.pt", weights_only=True), strict=True)
     batch = torch.load(Path(args.workdir) / "batch.pt", weights_only=True)
     net_input, target = batch["net_input"], batch["target"]
-    result = {"side": side, "task": task, "variant": variant}
+    result = {"side": side, "task": task, "variant": variant, "loaded_rss_GiB": round(current_rss_gib(), 3)}
     if task == "parity":
         model.eval()
         with torch.no_grad():
@@ -201,8 +202,14 @@ def measure(side: str, task: str, variant: str, args: argparse.Namespace) -> dic
         torch.save(hypotheses(outputs), Path(args.workdir) / f"beam_{side}_{variant}.pt")
         result.update(seconds=seconds, sentences_per_s=round(len(outputs) / seconds, 2))
     result["seconds"] = round(result["seconds"], 3)
-    result["peak_rss_GiB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 2)
+    result["peak_rss_GiB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
     return result
+
+
+def current_rss_gib() -> float:
+    """This process's resident memory now (Linux), in GiB."""
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**30
 
 
 # ---------------------------------------------------------------- parent: children, parity, ratios
@@ -255,7 +262,13 @@ def report(name: str, ours: dict, theirs: dict) -> None:
     against = "" if ours["variant"] == theirs["variant"] else f" (against the original's {theirs['variant']})"
     print(f"{name:29s} ours {speed(ours):>17s} {ours['peak_rss_GiB']:5.2f} GiB | original {speed(theirs):>17s} "
           f"{theirs['peak_rss_GiB']:5.2f} GiB | speed x{theirs['seconds'] / ours['seconds']:.2f}, "
-          f"peak RSS x{ours['peak_rss_GiB'] / theirs['peak_rss_GiB']:.2f}{against}")
+          f"peak RSS x{ours['peak_rss_GiB'] / theirs['peak_rss_GiB']:.2f} (above the loaded model "
+          f"x{above_loaded(ours) / above_loaded(theirs):.2f}){against}")
+
+
+def above_loaded(result: dict) -> float:
+    """Peak RSS above the RSS once the model was built and its weights loaded (libraries and weights excluded)."""
+    return max(result["peak_rss_GiB"] - result["loaded_rss_GiB"], 0.01)
 
 
 def main() -> None:
