@@ -148,9 +148,9 @@ def run_child(script: Path, arch: str, mode: str, args: argparse.Namespace) -> d
     return json.loads(child.stdout.strip().splitlines()[-1])
 
 
-def best_of(best: Optional[dict], result: dict) -> dict:
-    """The faster of two measurements (the first when ``best`` is None)."""
-    return result if best is None or result["s_per_update"] < best["s_per_update"] else best
+def best_of(best: Optional[dict], result: dict, key: str = "s_per_update") -> dict:
+    """The faster of two measurements by their time ``key`` (the first when ``best`` is None)."""
+    return result if best is None or result[key] < best[key] else best
 
 
 def torch_threads_default() -> int:
