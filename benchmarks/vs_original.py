@@ -186,7 +186,8 @@ def measure(side: str, task: str, variant: str, args: argparse.Namespace) -> dic
         start = time.perf_counter()
         for _ in range(args.steps):
             update()
-        result.update(seconds=(time.perf_counter() - start) / args.steps, losses=losses)
+        result.update(seconds=(time.perf_counter() - start) / args.steps, losses=losses, peak_rss_GiB=peak_rss_gib())
+        result["peak_tensor_GiB"] = round(peak_tensor_bytes(update, model, optimizer) / 2**30, 3)
     else:
         model.eval()
         dtype = torch.bfloat16 if variant == "bf16" else None
@@ -202,8 +203,33 @@ def measure(side: str, task: str, variant: str, args: argparse.Namespace) -> dic
         torch.save(hypotheses(outputs), Path(args.workdir) / f"beam_{side}_{variant}.pt")
         result.update(seconds=seconds, sentences_per_s=round(len(outputs) / seconds, 2))
     result["seconds"] = round(result["seconds"], 3)
-    result["peak_rss_GiB"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+    result.setdefault("peak_rss_GiB", peak_rss_gib())
     return result
+
+
+def peak_rss_gib() -> float:
+    """This process's peak resident memory so far, in GiB."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+
+
+def peak_tensor_bytes(update, model, optimizer) -> int:
+    """Peak bytes held by tensors during one more ``update`` (untimed, under the profiler): weights, gradients,
+    optimizer state and activations. This is what a GPU's caching allocator must hold; unlike the RSS, it leaves
+    out the libraries and the freed memory glibc keeps in its heap."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    tensors = [*model.state_dict(keep_vars=True).values(), *(p.grad for p in model.parameters()),
+               *(v for state in optimizer.state.values() for v in state.values())]
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in tensors if torch.is_tensor(t)}
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        update()
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    held = peak = 0
+    for _, nbytes in events:
+        held += nbytes
+        peak = max(peak, held)
+    return sum(storages.values()) + peak
 
 
 def current_rss_gib() -> float:
@@ -264,6 +290,9 @@ def report(name: str, ours: dict, theirs: dict) -> None:
           f"{theirs['peak_rss_GiB']:5.2f} GiB | speed x{theirs['seconds'] / ours['seconds']:.2f}, "
           f"peak RSS x{ours['peak_rss_GiB'] / theirs['peak_rss_GiB']:.2f} (above the loaded model "
           f"x{above_loaded(ours) / above_loaded(theirs):.2f}){against}")
+    if "peak_tensor_GiB" in ours:
+        print(f"{'':29s} peak tensor memory: ours {ours['peak_tensor_GiB']:.2f} GiB, original "
+              f"{theirs['peak_tensor_GiB']:.2f} GiB, x{ours['peak_tensor_GiB'] / theirs['peak_tensor_GiB']:.2f}")
 
 
 def above_loaded(result: dict) -> float:

@@ -288,3 +288,32 @@ def test_released_checkpoint_layout_loads_strictly(dictionary):
     fresh.load_state_dict(state, strict=True)
     assert torch.equal(fresh.encoder.token_rp_bucket, model.encoder.token_rp_bucket)
     assert torch.equal(fresh.decoder.layers[0].fc1.weight, model.decoder.layers[0].fc1.weight)
+
+
+@pytest.mark.parametrize("autocast", [False, True])
+def test_tied_output_projection_gradients_accumulate_in_place(autocast):
+    """The decoder's projection gives F.linear's gradients, and the tied weight's embedding-lookup gradients are
+    added into its weight gradient in place (F.linear's is a view, which autograd adds out of place)."""
+    from torch.profiler import profile
+
+    from models.ofa.unify_transformer import _LinearOwningWeightGrad
+
+    def tied_backward(project):
+        torch.manual_seed(0)
+        weight = torch.randn(50, 8, requires_grad=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+            hidden = torch.nn.functional.embedding(torch.tensor([[3, 7, 7]]), weight) * 2
+            logits = project(hidden, weight)
+            loss = (logits.float().log_softmax(-1)[..., 5]).sum()
+        with profile() as prof:
+            loss.backward()
+        adds = [e.name for e in prof.events() if e.name in ("aten::add", "aten::add_")]
+        return weight.grad, adds
+
+    expected, linear_adds = tied_backward(torch.nn.functional.linear)
+    grad, adds = tied_backward(_LinearOwningWeightGrad.apply)
+    exact = {} if autocast else {"rtol": 0, "atol": 0}
+    torch.testing.assert_close(grad, expected, **exact)
+    assert adds == ["aten::add_"]
+    if not autocast:
+        assert linear_adds == ["aten::add"]
