@@ -15,7 +15,8 @@ which leaves out the libraries and the weights):
 - ``train-fp32``, ``train-checkpoint-activations``: forward, label-smoothed cross-entropy (0.1; fairseq's
   ``label_smoothed_nll_loss`` on both sides), backward and a ``torch.optim.Adam`` step; 1 warm-up and ``--steps``
   timed updates. ``train-amp``: this tree only, forward and loss under bfloat16 autocast (``--amp``), against the
-  original's fp32.
+  original's fp32. After the timed updates, one more under the profiler gives the step's peak tensor memory
+  (weights, gradients, Adam state and activations held at once: what a GPU's caching allocator would hold).
 - ``beam-fp32``: each side's own SequenceGenerator, beam ``--beam``, exactly ``--max-len`` tokens
   (min_len = max_len, so both sides do the same steps), no n-gram blocking (the original's fairseq blocker does
   nothing on CPU); 1 warm-up sentence, then ``--steps`` batches. ``beam-bf16``: this tree with the model cast
