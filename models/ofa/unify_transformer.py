@@ -541,7 +541,7 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
             weight = self.output_projection.weight
             if weight.requires_grad and torch.is_grad_enabled():
                 return _LinearOwningWeightGrad.apply(features, weight)
-            return F.linear(features, weight)
+            return self.output_projection(features)
         return F.linear(features, self.output_projection.weight[columns])
 
     def max_positions(self) -> int:
