@@ -5,7 +5,8 @@
 
 ``--original DIR`` is a checkout of OFA-Sys/OFA (its ``models`` package is imported from DIR, on the fairseq
 installed here). Both sides build ``ofa_tiny`` with the arch defaults over the same 59457-symbol vocabulary
-(``utils/BPE/dict.txt`` plus ``<mask>``, ``<code_i>``, ``<bin_i>``), hold the same random weights (this tree's
+(``utils/BPE/dict.txt`` plus ``<mask>``, ``<code_i>``, ``<bin_i>``; this tree's, written to a file the original
+reads), hold the same random weights (this tree's
 state dict, loaded into the original with ``strict=True``: the key names are the contract) and see the same
 random caption-shaped batch (prompts of 16-20 tokens, one image each, targets of 12-20 tokens).
 
@@ -39,7 +40,6 @@ from pathlib import Path
 from train_step import best_of, torch_threads_default
 
 REPO = Path(__file__).resolve().parents[1]
-DICT_PATH = REPO / "utils" / "BPE" / "dict.txt"
 ARCH = "ofa_tiny"
 LOGITS_TOLERANCE = 1e-3
 # measurement -> (task, variant, whether the original runs it)
@@ -54,7 +54,7 @@ MEASUREMENTS = {
 
 # ---------------------------------------------------------------- child side: one tree, one measurement
 
-def build_model(side: str, original: str, image_size: int, checkpoint_activations: bool):
+def build_model(side: str, original: str, image_size: int, checkpoint_activations: bool, workdir: str):
     """``ARCH`` with the arch defaults, built by ``side``'s code ("ours" or "original"), and its dictionary."""
     if side == "ours":
         sys.path.insert(0, str(REPO))
@@ -70,12 +70,7 @@ def build_model(side: str, original: str, image_size: int, checkpoint_activation
     from fairseq.models import ARCH_CONFIG_REGISTRY
     from models.ofa import OFAModel  # the original's (registers "ofa")
 
-    dictionary = Dictionary.load(str(DICT_PATH))  # as the original's OFATask does
-    dictionary.add_symbol("<mask>")
-    for i in range(8192):
-        dictionary.add_symbol(f"<code_{i}>")
-    for i in range(1000):
-        dictionary.add_symbol(f"<bin_{i}>")
+    dictionary = Dictionary.load(str(Path(workdir) / "dict.txt"))  # this tree's vocabulary, see write_inputs
     parser = argparse.ArgumentParser(argument_default=argparse.SUPPRESS)  # as fairseq's model-specific group
     OFAModel.add_args(parser)
     args = parser.parse_args([])
@@ -156,7 +151,8 @@ def measure(side: str, task: str, variant: str, args: argparse.Namespace) -> dic
     import torch
 
     torch.set_num_threads(args.threads)
-    model, dictionary = build_model(side, args.original, args.image_size, variant == "checkpoint-activations")
+    model, dictionary = build_model(side, args.original, args.image_size, variant == "checkpoint-activations",
+                                    args.workdir)
     model.load_state_dict(torch.load(Path(args.workdir) / "state.pt", weights_only=True), strict=True)
     batch = torch.load(Path(args.workdir) / "batch.pt", weights_only=True)
     net_input, target = batch["net_input"], batch["target"]
@@ -352,7 +348,7 @@ def main() -> None:
 
 
 def write_inputs(args: argparse.Namespace) -> None:
-    """The shared random weights (this tree's ``ARCH``, seed 1) and batch, for every child."""
+    """The shared vocabulary, random weights (this tree's ``ARCH``, seed 1) and batch, for every child."""
     import torch
 
     sys.path.insert(0, str(REPO))
@@ -360,7 +356,9 @@ def write_inputs(args: argparse.Namespace) -> None:
     from models.ofa import build_ofa_model
 
     torch.manual_seed(1)
-    model = build_ofa_model(ARCH, dictionary=load_ofa_dictionary(), patch_image_size=args.image_size)
+    dictionary = load_ofa_dictionary()
+    dictionary.save(str(Path(args.workdir) / "dict.txt"))  # the same symbols and ids for the original's side
+    model = build_ofa_model(ARCH, dictionary=dictionary, patch_image_size=args.image_size)
     torch.save(model.state_dict(), Path(args.workdir) / "state.pt")
     torch.save(caption_batch(args.batch_size, args.image_size), Path(args.workdir) / "batch.pt")
 
