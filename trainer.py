@@ -23,6 +23,7 @@ import torch.distributed as dist
 from fairseq import optim, utils
 from fairseq import trainer as fairseq_trainer
 from fairseq.dataclass import FairseqDataclass
+from fairseq.distributed import utils as distributed_utils
 from fairseq.distributed import ModuleProxyWrapper
 from fairseq.logging import meters, metrics
 from fairseq.models.ema import EMA
@@ -164,13 +165,18 @@ class SkipBadRowsMixin:
         """Log (and forget) how many rows of ``split`` all ranks skipped since the last call, per file."""
         if not self._skip_bad_rows():
             return 0
-        counts = collections.Counter({path: len(rows) for (s, path), rows in self._skipped_rows.items()
-                                      if s == split})
+        rows = {path: sorted(r) for (s, path), r in self._skipped_rows.items() if s == split}
         for key in [key for key in self._skipped_rows if key[0] == split]:
             del self._skipped_rows[key]
         if self.data_parallel_world_size > 1:
-            gathered = distributed_utils.all_gather_list(dict(counts), group=self.data_parallel_process_group)
-            counts = sum((collections.Counter(c) for c in gathered), collections.Counter())
+            # a union, not a sum: a row read by two ranks (a slice padded to even length) counts once
+            merged = collections.defaultdict(set)
+            for part in distributed_utils.all_gather_list(rows, group=self.data_parallel_process_group,
+                                                          max_size=1 << 20):
+                for path, r in part.items():
+                    merged[path].update(r)
+            rows = merged
+        counts = {path: len(r) for path, r in rows.items()}
         total = sum(counts.values())
         if total:
             per_file = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
