@@ -7,6 +7,7 @@ and the same per-task evaluation step, so the outputs equal evaluate.py's on the
 from __future__ import annotations
 
 import base64
+import logging
 import os
 import tempfile
 from itertools import chain
@@ -24,6 +25,8 @@ from data.dictionary import BPE_DIR
 from data.file_dataset import RowError
 from tasks.loading import load_model_ensemble_and_task, register_ofa_components
 from utils import checkpoint_utils
+
+logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, os.PathLike, bytes, "PIL.Image.Image"]  # noqa: F821
 
@@ -203,6 +206,7 @@ class OFAPredictor:
         self.generator = task.build_generator(models, generation)
         self.dataset = task.dataset_cls("test", None, task.bpe, task.src_dict, task.tgt_dict,
                                         **task.dataset_kwargs("test"))
+        self._warned_no_premise = False
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, task: str | None = None, model_overrides: dict | None = None,
@@ -235,6 +239,11 @@ class OFAPredictor:
             if request.text and self.task_name in TEXTLESS_TASKS or request.premise and self.task_name != "snli_ve":
                 raise PredictionError(f"task {self.task_name} takes no {'text' if request.text else 'premise'} "
                                       f"(given for {request.name}); --instruction gives a free prompt")
+            if self.task_name == "snli_ve" and not request.premise and self.task.cfg.get("add_caption") \
+                    and not self._warned_no_premise:
+                self._warned_no_premise = True  # once: a folder of images would repeat it per image
+                logger.warning("this snli_ve model was trained with --add-caption (a premise before the hypothesis) "
+                               "and no premise is given: the prompt lacks it (pass premise=... / --premise)")
             fields = build(self.task, str(first_index + i), image_base64(request.image), request)
             try:
                 item = self.dataset.sample_from_fields(first_index + i, fields, request.name)

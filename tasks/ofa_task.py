@@ -31,6 +31,14 @@ from utils.trie import Trie
 logger = logging.getLogger(__name__)
 
 
+class TaskFileNotFound(FileNotFoundError):
+    """A file that a task option names is missing; the message names the flag that sets the option."""
+
+    def __init__(self, option: str, path: str, message: Optional[str] = None):
+        super().__init__(message or f"--{option.replace('_', '-')} {path} does not exist")
+        self.option, self.path = option, path
+
+
 class OFAGPT2BPE(GPT2BPE):
     """fairseq's GPT-2 BPE whose ``decode`` keeps ``<code_i>``/``<bin_i>`` and other ``<...>`` symbols as text,
     as the original's fairseq fork does (a model may generate them in any task)."""
@@ -154,11 +162,18 @@ class OFATask(FairseqTask):
         return resolve_bpe_dir(self.cfg)
 
     @classmethod
-    def setup_task(cls, cfg: DictConfig, **kwargs):
+    def setup_task(cls, cfg: DictConfig, from_checkpoint: bool = False, **kwargs):
         """Load the shared source/target dictionary (text, ``<mask>``, codes, bins)."""
         dictionary = load_ofa_dictionary(resolve_bpe_dir(cfg), cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary, dictionary)
+        try:
+            return cls(cfg, dictionary, dictionary)
+        except TaskFileNotFound as err:
+            if not from_checkpoint:
+                raise
+            # evaluate.py and predict.py set a checkpoint's task options with --model-overrides, not --<option>
+            raise TaskFileNotFound(err.option, err.path, f"the checkpoint's {err.option} {err.path} does not "
+                                   f"exist: pass --model-overrides \"{{'{err.option}': 'PATH'}}\"") from None
 
     # ---- data -------------------------------------------------------------------------------------------------
 
@@ -232,7 +247,7 @@ class OFATask(FairseqTask):
         if not path:
             return json.loads(self.cfg.ans2label_dict)
         if not os.path.isfile(path):
-            raise FileNotFoundError(f"--ans2label-file {path} does not exist")
+            raise TaskFileNotFound("ans2label_file", path)
         if path.endswith(".json"):
             with open(path, encoding="utf-8") as f:
                 answers = json.load(f)
