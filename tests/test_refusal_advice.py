@@ -104,3 +104,32 @@ def test_snli_ve_with_add_caption_warns_once_without_premise(e2e_caption_checkpo
             predictor.entail(image, "a shape")
     warnings = [r.getMessage() for r in caplog.records if "no premise" in r.getMessage()]
     assert len(warnings) == 1 and "--add-caption" in warnings[0], warnings
+
+
+def test_refcoco_validation_advises_eval_args(shared, tmp_path):
+    """A box of other than 4 coordinates at validation names train.py's --eval-args, which then validates."""
+    from argparse import Namespace
+
+    from fairseq.tasks import setup_task
+    from omegaconf import OmegaConf
+
+    from models.ofa import build_ofa_model
+
+    data, task_cfg = _tiny_task_files(torch.load(shared / "data_parity.pt", weights_only=True), "refcoco", tmp_path)
+    task = setup_task(OmegaConf.create({"_name": "refcoco", **task_cfg, "eval_acc": True,
+                                        "eval_args": '{"beam":2,"max_len_b":6}'}))
+    torch.manual_seed(0)
+    model = build_ofa_model("ofa_tiny", dictionary=task.source_dictionary, encoder_layers=1, decoder_layers=1,
+                            encoder_embed_dim=32, decoder_embed_dim=32, encoder_ffn_embed_dim=64,
+                            decoder_ffn_embed_dim=64, encoder_attention_heads=2, decoder_attention_heads=2,
+                            resnet_type="resnet18").eval()
+    task.load_dataset("test")
+    dataset = task.datasets["test"]
+    sample = dataset.collater([dataset[i] for i in range(len(dataset))])
+    task.sequence_generator = task.build_generator([model], Namespace(**json.loads(task.cfg.eval_args)))
+    with pytest.raises(ValueError, match="coordinate tokens instead of 4") as refused:
+        task.valid_metrics(sample, model)
+    flag, value = re.search(r"generate with (--[\w-]+) '(.*)'$", str(refused.value)).groups()
+    assert flag == "--eval-args"
+    task.sequence_generator = task.build_generator([model], Namespace(**json.loads(value)))
+    assert task.valid_metrics(sample, model)["_score_cnt"] == 4
