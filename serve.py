@@ -9,8 +9,6 @@ hypothesis) and ``premise``; it answers with the JSON line predict.py writes (wi
 ``{"error": ...}``. The model runs in one thread: concurrent requests queue up and go through it in batches of up
 to ``--batch-size``. The server binds 127.0.0.1 (this machine only) unless ``--host`` says otherwise.
 """
-from __future__ import annotations
-
 import argparse
 import asyncio
 import concurrent.futures
@@ -150,7 +148,7 @@ def build_app(predictor, max_upload_bytes: int = 20 * 2**20, max_pixels: int = 4
                 "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}
 
     @app.post("/predict")
-    async def predict(request: HTTPRequest):
+    async def predict(request: HTTPRequest):  # a real annotation (no __future__ import): FastAPI reads it
         form = await request.form(max_files=1, max_fields=4)
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
