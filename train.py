@@ -121,17 +121,21 @@ def checkpoint_disk_warning(cfg: DictConfig, checkpoint_bytes: int, batches_per_
                                               validating=not cfg.dataset.disable_validation)
     if not math.isfinite(count) or count * checkpoint_bytes <= free_bytes:
         return None
+    def size(n: float) -> str:
+        return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
     return (f"the {count:.0f} checkpoints this run keeps in {cfg.checkpoint.save_dir} take about "
-            f"{count * checkpoint_bytes / 1e9:.1f} GB ({checkpoint_bytes / 1e6:.0f} MB each), more than the "
-            f"{free_bytes / 1e9:.1f} GB free there: --no-epoch-checkpoints, --keep-last-epochs N or "
-            "--keep-interval-updates N keep fewer")
+            f"{size(count * checkpoint_bytes)} ({size(checkpoint_bytes)} each), more than the {size(free_bytes)} "
+            "free there: --no-epoch-checkpoints, --keep-last-epochs N or --keep-interval-updates N keep fewer")
 
 
 def checkpoint_bytes(cfg: DictConfig, model) -> int:
-    """About the size of one checkpoint: the weights and buffers, Adam's two moments, the EMA copy."""
-    weights = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    copies = 1 + (2 if cfg.optimizer._name == "adam" else 0) + (1 if cfg.ema.store_ema else 0)
-    return weights * copies
+    """About the size of one checkpoint: the weights and buffers (shared ones once), the EMA copy, Adam's two
+    moments of the trained parameters."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in model.state_dict().values()}
+    weights = sum(storages.values())
+    trained = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)  # fp32 moments
+    return weights * (2 if cfg.ema.store_ema else 1) + (2 * trained if cfg.optimizer._name == "adam" else 0)
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:

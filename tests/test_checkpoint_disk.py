@@ -42,7 +42,11 @@ def test_checkpoint_size_estimate_counts_weights_adam_and_ema():
     import torch
     import train
 
-    model = torch.nn.Linear(10, 10)  # 110 float32 values: 440 bytes
+    model = torch.nn.Sequential(torch.nn.Linear(10, 10), torch.nn.Linear(10, 10))  # 2 x 110 float32: 880 bytes
+    model[1].weight = model[0].weight  # shared: saved once (400 bytes less)
+    model[1].bias.requires_grad_(False)  # frozen: no Adam moments
+    model.register_buffer("table", torch.zeros(25, dtype=torch.int64))  # 200 bytes, no moments
     argv = _readme_train_argv()
-    assert train.checkpoint_bytes(train.parse_config(argv), model) == 3 * 440
-    assert train.checkpoint_bytes(train.parse_config(argv + ["--store-ema"]), model) == 4 * 440
+    weights, trained = 880 - 400 + 200, (880 - 400 - 40)
+    assert train.checkpoint_bytes(train.parse_config(argv), model) == weights + 2 * trained
+    assert train.checkpoint_bytes(train.parse_config(argv + ["--store-ema"]), model) == 2 * weights + 2 * trained

@@ -48,7 +48,7 @@ def test_requests_file_answers_each_question_in_order(vqa, tmp_path, capsys):
     out = tmp_path / "answers.jsonl"
     with pytest.raises(SystemExit, match="4 of 8 requests failed"):
         predict.main(["--path", str(checkpoint), "--requests", str(requests), "--beam", "2", "--batch-size", "3",
-                      "--output", str(out), "--no-progress-bar"])
+                      "--output", str(out), "--draw", str(tmp_path / "drawn"), "--no-progress-bar"])
     got = [json.loads(line) for line in out.read_text().splitlines()]
     assert got[0] == {"image": f"images/{images[0].name}", "id": 7, "answer": expected[0]}
     assert got[1]["line"] == 2 and got[1]["error"].startswith(f"{requests}:2: not a JSON object")
@@ -59,6 +59,7 @@ def test_requests_file_answers_each_question_in_order(vqa, tmp_path, capsys):
     assert got[6] == {"line": 8, "error": f"{requests}:8: no \"image\" (the image file's path)"}
     assert got[7] == {"image": str(images[2]), "answer": expected[2]}
     assert "requests.jsonl:5:" in capsys.readouterr().err  # errors also on the console
+    assert sorted(p.name for p in (tmp_path / "drawn").iterdir()) == [f"row{i}.png" for i in range(4)]
 
     # stdin; paths relative to the current folder; per-line text with --question is refused
     monkey_stdin = io.StringIO(lines[2] + "\n")

@@ -137,3 +137,18 @@ def test_unknown_names_missing_files_and_offline_are_clear(hub_env, monkeypatch)
     with pytest.raises(hub.HubError, match=r"cannot download .*refused.*Offline\? Copy the file to .*ofa_base\.pt"):
         hub.resolve("ofa:ofa_base")
     assert hub.resolve("local/file.pt") == "local/file.pt"
+
+
+def test_evaluate_py_path_takes_a_released_name(hub_env, e2e_caption_checkpoint, shared, tmp_path):
+    """fairseq splits --path at ':' (several checkpoints): the name is resolved before that."""
+    import torch
+    from test_evaluate import TASK_RUNS, _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
+
+    served, cache = hub_env
+    data, task_cfg = _tiny_task_files(torch.load(shared / "data_parity.pt", weights_only=True), "refcoco", tmp_path)
+    _make_tiny_checkpoint(e2e_caption_checkpoint, "refcoco", task_cfg, tmp_path / "refcoco.pt")
+    served.files["refcoco_large_best.pt"] = (tmp_path / "refcoco.pt").read_bytes()
+    flags = TASK_RUNS["refcoco"][1]
+    by_name = _evaluate_tiny("ofa:refcoco_large_best", "refcoco", data, tmp_path / "by_name", flags)
+    assert served.ranges == [None] and (cache / "refcoco_large_best.pt").is_file()
+    assert by_name == _evaluate_tiny(tmp_path / "refcoco.pt", "refcoco", data, tmp_path / "by_file", flags)
