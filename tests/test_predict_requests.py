@@ -10,16 +10,19 @@ from test_evaluate import _make_tiny_checkpoint, _tiny_task_files
 from test_predict import _image_files
 
 
+def tiny_checkpoint_with_rows(task_name: str, image_column: int, e2e_checkpoint, shared, folder):
+    """A tiny random ``task_name`` checkpoint, its fixture rows' images (files) and texts (column 2)."""
+    data, task_cfg = _tiny_task_files(torch.load(shared / "data_parity.pt", weights_only=True), task_name, folder)
+    checkpoint = folder / f"{task_name}.pt"
+    _make_tiny_checkpoint(e2e_checkpoint, task_name, task_cfg, checkpoint)
+    texts = [line.split("\t")[2] for line in data.read_text().splitlines()]
+    return checkpoint, _image_files(data.read_text(), image_column, folder / "images"), texts
+
+
 @pytest.fixture(scope="module")
 def vqa(e2e_caption_checkpoint, shared, tmp_path_factory):
     """A tiny VQA checkpoint, its rows' images and questions."""
-    folder = tmp_path_factory.mktemp("vqa")
-    data, task_cfg = _tiny_task_files(torch.load(shared / "data_parity.pt", weights_only=True), "vqa_gen", folder)
-    checkpoint = folder / "vqa.pt"
-    _make_tiny_checkpoint(e2e_caption_checkpoint, "vqa_gen", task_cfg, checkpoint)
-    rows = [line.split("\t") for line in data.read_text().splitlines()]
-    images = _image_files(data.read_text(), 5, folder / "images")
-    return checkpoint, images, [row[2] for row in rows]
+    return tiny_checkpoint_with_rows("vqa_gen", 5, e2e_caption_checkpoint, shared, tmp_path_factory.mktemp("vqa"))
 
 
 def test_requests_file_answers_each_question_in_order(vqa, tmp_path, capsys):

@@ -17,11 +17,9 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
-from test_evaluate import _make_tiny_checkpoint, _tiny_task_files
-from test_predict import _image_files
+from test_predict_requests import tiny_checkpoint_with_rows
 
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
@@ -32,12 +30,7 @@ MAX_PIXELS = 1_000_000
 @pytest.fixture(scope="module")
 def refcoco(e2e_caption_checkpoint, shared, tmp_path_factory):
     """A tiny RefCOCO checkpoint, its rows' images and expressions."""
-    folder = tmp_path_factory.mktemp("refcoco")
-    data, task_cfg = _tiny_task_files(torch.load(shared / "data_parity.pt", weights_only=True), "refcoco", folder)
-    checkpoint = folder / "refcoco.pt"
-    _make_tiny_checkpoint(e2e_caption_checkpoint, "refcoco", task_cfg, checkpoint)
-    rows = [line.split("\t") for line in data.read_text().splitlines()]
-    return checkpoint, _image_files(data.read_text(), 4, folder / "images"), [row[2] for row in rows]
+    return tiny_checkpoint_with_rows("refcoco", 4, e2e_caption_checkpoint, shared, tmp_path_factory.mktemp("refcoco"))
 
 
 @pytest.fixture(scope="module")
