@@ -6,7 +6,6 @@
     python predict.py --path refcoco.pt --task refcoco --text "the dog on the left" dog.jpg --draw boxes/
     python predict.py --path ofa:vqa_large_best --requests questions.jsonl    # one question per image
 
-
 One JSON line per image on stdout (or ``--output FILE.jsonl``): ``{"image": PATH, "caption"|"answer"|"box"|
 "label": ...}``, boxes as ``[x0, y0, x1, y1]`` in pixels of the input image. Generation flags and their
 defaults are those of the task's ``run_scripts/<task>/evaluate_*.sh``. The Python API is

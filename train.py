@@ -121,6 +121,7 @@ def checkpoint_disk_warning(cfg: DictConfig, checkpoint_bytes: int, batches_per_
                                               validating=not cfg.dataset.disable_validation)
     if not math.isfinite(count) or count * checkpoint_bytes <= free_bytes:
         return None
+
     def size(n: float) -> str:
         return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
@@ -135,7 +136,8 @@ def checkpoint_bytes(cfg: DictConfig, model) -> int:
     storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in model.state_dict().values()}
     weights = sum(storages.values())
     trained = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)  # fp32 moments
-    return weights * (2 if cfg.ema.store_ema else 1) + (2 * trained if cfg.optimizer._name == "adam" else 0)
+    adam = cfg.optimizer is not None and cfg.optimizer.get("_name") == "adam"
+    return weights * (2 if cfg.ema.store_ema else 1) + (2 * trained if adam else 0)
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:

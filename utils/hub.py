@@ -166,6 +166,8 @@ def _checkpoint_problem(path: Path) -> str | None:
         head = f.read(4)
     if head[:1] == b"\x80":  # pickle protocol 2+
         return None
+    if head != b"PK\x03\x04":  # (zipfile alone would accept bytes before the archive)
+        return f"not a torch checkpoint: it starts with {head!r}"
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()

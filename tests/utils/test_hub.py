@@ -11,10 +11,11 @@ from utils import hub
 
 class Files:
     """What the loopback server serves: ``files[name] = bytes``; ``cut[name] = n`` sends the first n bytes of the
-    next response (with the full Content-Length) and drops the connection; ``ranges`` logs the Range headers."""
+    next response (with the full Content-Length) and drops the connection; ``ranges`` logs the Range headers;
+    ``whole`` answers every request with the whole file (a server without range support)."""
 
     def __init__(self):
-        self.files, self.cut, self.ranges = {}, {}, []
+        self.files, self.cut, self.ranges, self.whole = {}, {}, [], False
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def server():
             data, start = served.files[name], 0
             header = self.headers.get("Range")
             served.ranges.append(header)
-            if header:
+            if header and not served.whole:
                 start = int(header.removeprefix("bytes=").rstrip("-"))
                 if start >= len(data):
                     self.send_error(416)
@@ -64,6 +65,7 @@ def hub_env(server, tmp_path, monkeypatch):
     monkeypatch.setenv("OFA_HOME", str(tmp_path / "ofa_home"))
     monkeypatch.setenv("OFA_HUB_URL", url)
     served.ranges.clear()
+    served.whole = False
     return served, tmp_path / "ofa_home" / "checkpoints"
 
 
@@ -107,6 +109,11 @@ def test_partial_file_of_an_earlier_run_is_resumed(hub_env, e2e_caption_checkpoi
     assert served.ranges == ["bytes=1000-", "bytes=6000-"]
     assert hub.resolve_list("a.pt:ofa:ofa_tiny:b.pt") == f"a.pt:{path}:b.pt"  # fairseq's --path a.pt:b.pt
 
+    served.files["ofa_medium.pt"] = data
+    served.whole = True  # the range is ignored: the download starts over instead of appending the whole file
+    (cache / "ofa_medium.pt.part").write_bytes(data[:1000])
+    assert Path(hub.resolve("ofa:ofa_medium")).read_bytes() == data
+
 
 def test_corrupt_download_is_refused_and_deleted(hub_env, e2e_caption_checkpoint):
     served, cache = hub_env
@@ -118,7 +125,7 @@ def test_corrupt_download_is_refused_and_deleted(hub_env, e2e_caption_checkpoint
     assert not cache.joinpath("vqa_base_best.pt").exists() and not list(cache.glob("*.part"))
 
     served.files["snli_ve_base_best.pt"] = b"<html>not found</html>"  # e.g. a proxy's error page
-    with pytest.raises(hub.HubError, match="not a torch checkpoint"):
+    with pytest.raises(hub.HubError, match="not a torch checkpoint: it starts with"):
         hub.resolve("ofa:snli_ve_base_best")
 
 
