@@ -49,6 +49,12 @@ def build_parser() -> argparse.ArgumentParser:
                              "\"premise\": ..., \"instruction\": ..., \"id\": ...}, image paths relative to the "
                              "file's folder; a bad line gets {\"line\": N, \"error\": ...} and the others are "
                              "answered (exit status 1)")
+    parser.add_argument("--question", help="vqa_gen: the question asked about every image")
+    parser.add_argument("--text", help="refcoco: the referring expression; snli_ve: the hypothesis")
+    parser.add_argument("--premise", help="snli_ve: the text premise (models trained with --add-caption)")
+    parser.add_argument("--instruction",
+                        help="a free prompt in place of the task's, e.g. \"what is the man holding?\" (task caption; "
+                             "--zero-shot for other checkpoints): the JSON line holds \"text\"")
     add_model_arguments(parser)
     parser.add_argument("--output", help="write the JSON lines to this file instead of stdout")
     parser.add_argument("--draw", metavar="OUT_DIR", help="save each image with its prediction drawn on it")
@@ -65,12 +71,6 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--path", required=True,
                         help="checkpoint file, a converted Hugging Face/ModelScope folder, or " + names_help())
     parser.add_argument("--task", choices=TASKS, help="the task (default: the checkpoint's)")
-    parser.add_argument("--question", help="vqa_gen: the question asked about every image")
-    parser.add_argument("--text", help="refcoco: the referring expression; snli_ve: the hypothesis")
-    parser.add_argument("--premise", help="snli_ve: the text premise (models trained with --add-caption)")
-    parser.add_argument("--instruction",
-                        help="a free prompt in place of the task's, e.g. \"what is the man holding?\" (task caption; "
-                             "--zero-shot for other checkpoints): the JSON line holds \"text\"")
     parser.add_argument("--zero-shot", action="store_true",
                         help="run the checkpoint's weights as --task (pretrained or converted checkpoints)")
     parser.add_argument("--all-candidates", action="store_true",
