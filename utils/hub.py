@@ -8,6 +8,7 @@ every member of the torch zip archive), then renamed into place, so the cache ne
 """
 from __future__ import annotations
 
+import difflib
 import fcntl
 import http.client
 import logging
@@ -80,7 +81,10 @@ def resolve(path: str | os.PathLike) -> str:
         return path
     name = path[len(PREFIX):].removesuffix(".pt")
     if name not in CHECKPOINTS:
-        raise HubError(f"{path}: unknown checkpoint name; known: {', '.join(CHECKPOINTS)}")
+        close = [known for known in CHECKPOINTS if known.startswith(name)] or \
+            difflib.get_close_matches(name, CHECKPOINTS, n=1, cutoff=0.6)
+        hint = f"did you mean ofa:{close[0]}? " if close else ""
+        raise HubError(f"{path}: unknown checkpoint name; {hint}known: {', '.join(CHECKPOINTS)}")
     target = cache_dir() / f"{name}.pt"
     if not target.is_file():
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -131,8 +131,10 @@ def test_corrupt_download_is_refused_and_deleted(hub_env, e2e_caption_checkpoint
 
 def test_unknown_names_missing_files_and_offline_are_clear(hub_env, monkeypatch):
     served, cache = hub_env
-    with pytest.raises(hub.HubError, match="ofa:caption_tiny: unknown checkpoint name; known: ofa_tiny, "):
-        hub.resolve("ofa:caption_tiny")
+    with pytest.raises(hub.HubError, match=r"ofa:tiny: unknown checkpoint name; did you mean ofa:ofa_tiny\? known: ofa_tiny, "):
+        hub.resolve("ofa:tiny")
+    with pytest.raises(hub.HubError, match="did you mean ofa:caption_large_best_clean?"):
+        hub.resolve("ofa:caption_large_best")
     with pytest.raises(hub.HubError, match="HTTP 404"):
         hub.resolve("ofa:refcoco_base_best")
     import socket
