@@ -115,6 +115,41 @@ def test_bad_requests_get_4xx_with_a_message(server):
     assert status == 200 and len(answer["box"]) == 4  # the server still answers after the bad ones
 
 
+def test_serve_py_command_with_a_cached_released_name(refcoco, tmp_path):
+    """The command as a user runs it: ofa:<name> already in $OFA_HOME (no download), Ctrl-C stops it."""
+    import signal
+    import socket
+
+    checkpoint, images, texts = refcoco
+    cache = tmp_path / "ofa_home" / "checkpoints"
+    cache.mkdir(parents=True)
+    os.link(checkpoint, cache / "refcoco_large_best.pt")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "OFA_HOME": str(tmp_path / "ofa_home"), "OFA_HUB_URL": "http://127.0.0.1:9/none",
+           "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "serve.py", "--path", "ofa:refcoco_large_best", "--port", str(port),
+                             "--cpu", "--beam", "2"], cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        url, deadline = f"http://127.0.0.1:{port}", time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/", timeout=5) as response:
+                    assert "<title>OFA</title>" in response.read().decode()
+                break
+            except urllib.error.URLError:
+                assert proc.poll() is None and time.time() < deadline, "serve.py did not start"
+                time.sleep(0.2)
+        status, answer = post(url, {"text": texts[1]}, {"image": (images[1].name, images[1].read_bytes())})
+        assert status == 200 and len(answer["box"]) == 4
+    finally:
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 0, stderr
+    assert f"serving refcoco on http://127.0.0.1:{port}" in stderr
+
+
 def test_serve_py_binds_loopback_by_default_and_predict_py_does_not_import_web_libraries():
     import serve
 
