@@ -116,7 +116,8 @@ def checkpoint_disk_warning(cfg: DictConfig, checkpoint_bytes: int, batches_per_
     """What to say when the checkpoints this run keeps would take more than the ``free_bytes`` of --save-dir."""
     per_epoch = max(1, math.ceil(batches_per_epoch / update_freq_of_epoch(cfg, 1)))
     max_update = cfg.optimization.max_update or math.inf
-    epochs = min(cfg.optimization.max_epoch or math.inf, math.ceil(max_update / per_epoch))
+    epochs = min(cfg.optimization.max_epoch or math.inf,
+                 math.ceil(max_update / per_epoch) if math.isfinite(max_update) else math.inf)
     count = checkpoint_utils.kept_checkpoints(cfg.checkpoint, epochs, min(max_update, epochs * per_epoch),
                                               validating=not cfg.dataset.disable_validation)
     if not math.isfinite(count) or count * checkpoint_bytes <= free_bytes:

@@ -29,7 +29,13 @@ def test_readme_own_data_example_keeps_one_checkpoint_and_the_warning_names_the_
     warning = train.checkpoint_disk_warning(every_epoch, OFA_TINY_CHECKPOINT, 1, free_bytes=20 * 10**9)
     assert warning.startswith("the 201 checkpoints this run keeps in runs/caption take about 93.3 GB (464 MB each), "
                               "more than the 20.0 GB free there: --no-epoch-checkpoints"), warning
-    last_two = train.parse_config([arg for arg in argv if arg != "--no-epoch-checkpoints"] + ["--keep-last-epochs", "2"])
+    by_epochs = [arg for arg in argv if arg not in ("--no-epoch-checkpoints", "--max-update", "200")]
+    three = train.parse_config(by_epochs + ["--max-epoch", "3"])
+    assert train.checkpoint_disk_warning(three, OFA_TINY_CHECKPOINT, 1, 10**9).startswith("the 4 checkpoints")
+    unbounded = train.parse_config(by_epochs)  # no --max-epoch/--max-update: no count to warn about
+    assert train.checkpoint_disk_warning(unbounded, OFA_TINY_CHECKPOINT, 1, 10**9) is None
+    last_two = train.parse_config([arg for arg in argv if arg != "--no-epoch-checkpoints"] +
+                                  ["--keep-last-epochs", "2"])
     assert train.checkpoint_disk_warning(last_two, OFA_TINY_CHECKPOINT, 1, free_bytes=20 * 10**9) is None
     # checkpoints every 50 updates with validation: last, best, 4 update checkpoints (3 kept)
     updates = train.parse_config([arg for arg in argv if arg != "--disable-validation"] +

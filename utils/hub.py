@@ -1,4 +1,5 @@
-"""The original's released checkpoints by name: ``--path ofa:caption_large_best_clean``, ``--restore-file ofa:ofa_tiny``.
+"""The original's released checkpoints by name: ``--path ofa:caption_large_best_clean``, ``--restore-file ofa:ofa_tiny``
+(predict.py, serve.py, evaluate.py, train.py, the demo).
 
 A name is the file stem the original's checkpoints.md links to. The first use downloads the file into
 ``$OFA_HOME/checkpoints`` (default ``~/.cache/ofa``) with a progress bar: into ``<file>.part``, resumed with an
