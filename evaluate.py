@@ -29,7 +29,7 @@ from omegaconf import DictConfig  # noqa: E402
 
 from models.quantization import QUANTIZE_CHOICES, quantize_for_inference  # noqa: E402
 from tasks.loading import load_model_ensemble_and_task, register_ofa_components  # noqa: E402
-from utils import checkpoint_utils, option_checks, precision  # noqa: E402
+from utils import checkpoint_utils, hub, option_checks, precision  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
 from utils.metrics import write_json  # noqa: E402
@@ -246,6 +246,7 @@ def cli_main(argv: list[str] | None = None) -> None:
     cfg = convert_namespace_to_omegaconf(args)
     configure_torchrun(cfg)
     try:
+        cfg.common_eval.path = hub.resolve_list(cfg.common_eval.path)  # ofa:<name>: downloaded once
         distributed_utils.call_main(
             cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot,
             quantize=args.quantize,

@@ -12,6 +12,7 @@ and the per-epoch and per-validation bad-row reports (fairseq's own functions ar
 import logging
 import math
 import os
+import shutil
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
@@ -38,7 +39,7 @@ from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from tasks.loading import register_ofa_components  # noqa: E402
 from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
-from utils import checkpoint_utils, option_checks  # noqa: E402
+from utils import checkpoint_utils, hub, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
@@ -82,6 +83,11 @@ def main(cfg: DictConfig) -> None:
                 cfg.distributed_training.distributed_world_size, cfg.dataset.batch_size)
 
     _, epoch_itr = checkpoint_utils.load_checkpoint(cfg.checkpoint, trainer, disable_iterator_cache=True)
+    if is_master and not cfg.checkpoint.no_save:
+        warning = checkpoint_disk_warning(cfg, checkpoint_bytes(cfg, model), len(epoch_itr),
+                                          shutil.disk_usage(cfg.checkpoint.save_dir).free)
+        if warning:
+            logger.warning(warning)
     max_epoch = cfg.optimization.max_epoch or math.inf
     if max_epoch != math.inf:
         trainer.lr_reinit(total_updates(cfg, len(epoch_itr)), trainer.get_num_updates())
@@ -103,6 +109,36 @@ def main(cfg: DictConfig) -> None:
     logger.info("done training in %.1f seconds", train_meter.sum)
     if save_dir_lock is not None:
         save_dir_lock.release()
+
+
+def checkpoint_disk_warning(cfg: DictConfig, checkpoint_bytes: int, batches_per_epoch: int,
+                            free_bytes: int) -> Optional[str]:
+    """What to say when the checkpoints this run keeps would take more than the ``free_bytes`` of --save-dir."""
+    per_epoch = max(1, math.ceil(batches_per_epoch / update_freq_of_epoch(cfg, 1)))
+    max_update = cfg.optimization.max_update or math.inf
+    epochs = min(cfg.optimization.max_epoch or math.inf,
+                 math.ceil(max_update / per_epoch) if math.isfinite(max_update) else math.inf)
+    count = checkpoint_utils.kept_checkpoints(cfg.checkpoint, epochs, min(max_update, epochs * per_epoch),
+                                              validating=not cfg.dataset.disable_validation)
+    if not math.isfinite(count) or count * checkpoint_bytes <= free_bytes:
+        return None
+
+    def size(n: float) -> str:
+        return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
+
+    return (f"the {count:.0f} checkpoints this run keeps in {cfg.checkpoint.save_dir} take about "
+            f"{size(count * checkpoint_bytes)} ({size(checkpoint_bytes)} each), more than the {size(free_bytes)} "
+            "free there: --no-epoch-checkpoints, --keep-last-epochs N or --keep-interval-updates N keep fewer")
+
+
+def checkpoint_bytes(cfg: DictConfig, model) -> int:
+    """About the size of one checkpoint: the weights and buffers (shared ones once), the EMA copy, Adam's two
+    moments of the trained parameters."""
+    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in model.state_dict().values()}
+    weights = sum(storages.values())
+    trained = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)  # fp32 moments
+    adam = cfg.optimizer is not None and cfg.optimizer.get("_name") == "adam"
+    return weights * (2 if cfg.ema.store_ema else 1) + (2 * trained if adam else 0)
 
 
 def update_freq_of_epoch(cfg: DictConfig, epoch: int) -> int:
@@ -244,20 +280,29 @@ def get_valid_stats(cfg: DictConfig, trainer: Trainer, stats: Dict[str, Any], tr
     return stats
 
 
-def cli_main(modify_parser=None) -> None:
-    option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
+def parse_config(argv: Optional[List[str]] = None, modify_parser=None) -> DictConfig:
+    """The run's config from the command line (default: ``sys.argv[1:]``)."""
     register_ofa_components()  # the OFA --task/--arch choices (and --help), also without --user-dir
     parser = options.get_training_parser()
     gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())
-    args = parse_args_and_arch(parser, modify_parser=modify_parser)  # --help lists the task/model options
+    args = parse_args_and_arch(parser, argv, modify_parser=modify_parser)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     with open_dict(cfg):
         for name in EMA_INIT_OPTIONS:
             cfg.checkpoint[name] = getattr(args, name)
+    return cfg
+
+
+def cli_main(modify_parser=None) -> None:
+    option_checks.exit_if_user_dir_missing("train.py", sys.argv[1:])
+    cfg = parse_config(modify_parser=modify_parser)
     configure_torchrun(cfg)
     try:
+        for name in ("restore_file", "finetune_from_model"):  # ofa:<name>: a released checkpoint, downloaded once
+            if cfg.checkpoint[name]:
+                cfg.checkpoint[name] = hub.resolve(cfg.checkpoint[name])
         distributed_utils.call_main(cfg, main)
-    except (CheckpointError, TrainingSetupError, option_checks.OptionError) as err:
+    except (CheckpointError, TrainingSetupError, option_checks.OptionError, hub.HubError) as err:
         sys.exit(f"train.py: error: {err}")
 
 

@@ -270,13 +270,16 @@ class OFAPredictor:
         # a free instruction's output is text, not a caption
         return [{"text": out["caption"]} if request.instruction else out for request, out in zip(requests, outputs)]
 
-    def predict(self, requests: Iterable[Request], progress: Callable | None = None) -> Iterable[dict]:
-        """Outputs of ``requests`` in order, ``batch_size`` at a time; ``progress(n)`` after each batch."""
+    def predict(self, requests: Iterable[Request | dict], progress: Callable | None = None) -> Iterable[dict]:
+        """Outputs of ``requests`` in order, ``batch_size`` at a time; ``progress(n)`` after each batch. A request
+        may be a ``predict.py --requests`` record: ``{"image": ..., "question"|"text": ..., "premise": ...}``."""
+        from inference.requests import request_from_record
+
         batch: list[Request] = []
         done = 0
         for request in chain(requests, [None]):  # None flushes the last batch
             if request is not None:
-                batch.append(request)
+                batch.append(request if isinstance(request, Request) else request_from_record(request))
             if batch and (len(batch) == self.batch_size or request is None):
                 outputs = self.predict_batch(batch, done)
                 done += len(batch)

@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lr", type=float, default=None, help="peak learning rate (default: each task's own)")
     parser.add_argument("--image-size", type=int, default=64,
                         help="--patch-image-size (the tiny images are 96 px; 64 trains about 1.3x faster)")
-    parser.add_argument("--restore-file", default=None, help="start from this checkpoint (e.g. a released ofa_tiny.pt)")
+    parser.add_argument("--restore-file", default=None,
+                        help="start from this checkpoint, e.g. ofa:ofa_tiny (a released one, downloaded once)")
     parser.add_argument("--output", type=Path, default=REPO / "checkpoints" / "demo", help="checkpoints, logs, results")
     parser.add_argument("--data", type=Path, default=REPO / "dataset" / "tiny",
                         help="the tiny dataset (made if missing)")
@@ -295,7 +296,13 @@ def main(argv: list[str] | None = None) -> None:
         os.environ[SHOW_WARNINGS_ENV] = "1"
 
     from dataset.make_tiny_dataset import make_tiny_dataset
+    from utils.hub import HubError, resolve
 
+    if args.restore_file:
+        try:
+            args.restore_file = resolve(args.restore_file)
+        except HubError as err:
+            raise SystemExit(f"demo.py: error: {err}") from None
     start = time.time()
     specs = demo_tasks(args.data, args.image_size, pretrained=bool(args.restore_file))
     names = [name.strip() for name in args.tasks.split(",")]

@@ -6,7 +6,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 UPPER_PACKAGES = {"models", "tasks", "criterions", "data", "inference", "scripts", "trainer", "train", "evaluate",
-                  "predict"}
+                  "predict", "serve"}
 
 
 def imported_packages(path: Path) -> set:

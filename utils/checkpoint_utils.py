@@ -324,6 +324,25 @@ def prepare_save_dir(save_dir: str) -> SaveDirLock:
     return lock
 
 
+def kept_checkpoints(cfg: CheckpointConfig, epochs: float, updates: float, validating: bool) -> float:
+    """How many checkpoint files :func:`save_checkpoint` leaves after ``epochs`` epochs of ``updates`` updates in
+    all (``math.inf`` when they are unbounded), by its ``--save-*``/``--keep-*``/``--no-*`` rules."""
+    if cfg.no_save:
+        return 0
+
+    def kept(saved: float, keep: int) -> float:
+        return min(saved, keep) if keep > 0 else saved
+
+    count = 0 if cfg.no_last_checkpoints else 1
+    if not cfg.no_epoch_checkpoints:
+        count += kept(epochs // cfg.save_interval, cfg.keep_last_epochs)
+    if cfg.save_interval_updates > 0:
+        count += kept(updates // cfg.save_interval_updates, cfg.keep_interval_updates)
+    if validating:
+        count += 1 + max(cfg.keep_best_checkpoints, 0)
+    return count
+
+
 def checkpoint_paths(folder: str, pattern: str) -> List[str]:
     """Files of ``folder`` matching ``pattern``, sorted by its first group (a number), largest first."""
     return fairseq_checkpoint_utils.checkpoint_paths(folder, pattern=pattern)
