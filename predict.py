@@ -13,13 +13,11 @@ defaults are those of the task's ``run_scripts/<task>/evaluate_*.sh``. The Pytho
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-TASKS = ("caption", "vqa_gen", "refcoco", "snli_ve", "image_classify", "ocr")
 
 
 def expand_images(items: list[str]) -> list[str]:
@@ -44,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("images", nargs="+", help="image files and/or folders of images")
     parser.add_argument("--path", required=True, help="checkpoint file, or a converted Hugging Face/ModelScope folder")
-    parser.add_argument("--task", choices=TASKS, help="the task (default: the checkpoint's)")
+    parser.add_argument("--task", help="the task (default: the checkpoint's), e.g. caption, vqa_gen, refcoco")
     parser.add_argument("--question", help="vqa_gen: the question asked about every image")
     parser.add_argument("--text", help="refcoco: the referring expression; snli_ve: the hypothesis")
     parser.add_argument("--premise", help="snli_ve: the text premise (models trained with --add-caption)")
@@ -87,14 +85,13 @@ def main(argv: list[str] | None = None) -> None:
     from inference.draw import draw_prediction
     from inference.predictor import OFAPredictor, PredictionError, Request
     from utils.checkpoint_utils import CheckpointError
+    from utils.cli import parse_dict_literal
 
     images = expand_images(args.images)
     try:
-        overrides = ast.literal_eval(args.model_overrides)
-        if not isinstance(overrides, dict):
-            raise ValueError("not a dict")
-    except (ValueError, SyntaxError) as err:
-        raise SystemExit(f"predict.py: error: --model-overrides {args.model_overrides!r}: {err}") from None
+        overrides = parse_dict_literal(args.model_overrides, "--model-overrides")
+    except ValueError as err:
+        raise SystemExit(f"predict.py: error: {err}") from None
     generation = {name: getattr(args, name) for name in (
         "beam", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram_size", "lenpen", "temperature", "unnormalized")}
     text = args.question if args.question is not None else args.text

@@ -15,15 +15,10 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-logging.basicConfig(
-    format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-    datefmt="%Y-%m-%d %H:%M:%S",
-    level=os.environ.get("LOGLEVEL", "INFO").upper(),
-    stream=sys.stdout,
-)
-logger = logging.getLogger("train")
+from utils.logging_setup import log_to_file, log_to_stdout, quiet_third_party
 
-from utils.logging_setup import log_to_file, quiet_third_party  # noqa: E402
+log_to_stdout()  # before fairseq_cli's import configures logging its own way
+logger = logging.getLogger("train")
 
 quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
 

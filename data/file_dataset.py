@@ -12,6 +12,12 @@ from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
+
+def clean_text(text: str) -> str:
+    """One line without tabs: fields cannot hold the separators of the TSV."""
+    return " ".join(str(text).split())
+
+
 # ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see trainer.SkipBadRowsMixin)
 
 SKIPPED_ROWS = "skipped_rows"
