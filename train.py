@@ -32,7 +32,9 @@ from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E40
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from tasks.loading import register_ofa_components  # noqa: E402
-from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
+from trainer import Trainer  # noqa: E402
+from training.ema import EMA_INIT_OPTIONS, EMAInitConfig  # noqa: E402
+from training.precision import TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402

@@ -18,7 +18,7 @@ def clean_text(text: str) -> str:
     return " ".join(str(text).split())
 
 
-# ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see trainer.SkipBadRowsMixin)
+# ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see training.bad_rows)
 
 SKIPPED_ROWS = "skipped_rows"
 
