@@ -1,4 +1,5 @@
-"""Images in TSV columns: base64 (standard or URL-safe) PNG/JPEG/... to pixels, refused before decoding when too large."""
+"""Images in TSV columns: base64 (standard or URL-safe) PNG/JPEG/... to pixels, refused before decoding when
+too large; and back to base64."""
 from __future__ import annotations
 
 import base64

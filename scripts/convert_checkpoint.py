@@ -49,8 +49,9 @@ def main(argv: Optional[List[str]] = None) -> int:
             options = hf_dir_to_fairseq_file(args.hf_dir, args.out)
             print(f"wrote {args.out} (--arch {options['arch']})")
         else:
-            hf_config = fairseq_file_to_hf_dir(args.checkpoint, args.out_dir, parse_dict_literal(args.model_overrides, "--model-overrides"),
-                                               parse_dict_literal(args.task_overrides, "--task-overrides"), args.allow_position_mismatch)
+            hf_config = fairseq_file_to_hf_dir(
+                args.checkpoint, args.out_dir, parse_dict_literal(args.model_overrides, "--model-overrides"),
+                parse_dict_literal(args.task_overrides, "--task-overrides"), args.allow_position_mismatch)
             print(f"wrote {args.out_dir} (d_model {hf_config['d_model']}, {hf_config['encoder_layers']}+"
                   f"{hf_config['decoder_layers']} layers, "
                   f"{hf_config['vit_type'] if hf_config['use_ofasys'] else hf_config['resnet_type']})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
 from pathlib import Path
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
 
@@ -119,29 +118,16 @@ def modelscope_configuration(task_cfg: Mapping[str, Any]) -> Optional[Tuple[Dict
     task_class = TASK_REGISTRY.get(name)
     if getattr(task_class, "modelscope_pipeline", None) is None:
         return None
-    modelscope_task, gen_type = task_class.modelscope_pipeline
+    modelscope_task = task_class.modelscope_pipeline[0]
     generation = {**FAIRSEQ_GENERATION_DEFAULTS, **task_class.generation_defaults}
     beam_search = {theirs: generation[ours] for ours, theirs in MODELSCOPE_GENERATION.items()}
     beam_search["normalize_scores"] = not generation["unnormalized"]
     if task_cfg.get("constraint_range"):
         beam_search["constraint_range"] = task_cfg["constraint_range"]
-    if name == "refcoco":  # our generator writes only <bin_i> there; ModelScope's does so with gen_box and a range
-        from data.dictionary import VocabLayout, load_ofa_dictionary
-
-        bins = VocabLayout.of(load_ofa_dictionary()).bins  # the ports' layout: 8192 codes, 1000 bins
-        beam_search.setdefault("constraint_range", f"{bins.start},{bins.stop}")
-        beam_search["gen_box"] = True
     language = "zh" if task_cfg.get("bpe") == "bert" else "en"
-    answers = _answers(task_cfg) if gen_type == "traverse" or name == "vqa_gen" else None
+    answers = _answers(task_cfg)
+    gen_type = task_class.modelscope_settings(task_cfg, beam_search, answers)
     prompt_type = task_cfg.get("prompt_type") or "none"
-    if name == "vqa_gen" and task_cfg.get("add_object"):
-        print("warning: the checkpoint was trained with --add-object: ModelScope's VQA pipeline has no detected "
-              "objects and leaves out the ' object: ...' suffix of its inputs, so its answers can differ from "
-              "predict.py's", file=sys.stderr)
-    if name == "vqa_gen" and answers is not None and prompt_type != "none":
-        # ModelScope's VQA generation drops the decoder prompt; its traverse mode (our all-candidate scoring)
-        # keeps it
-        gen_type = "traverse"
     model = {"type": "ofa", "language": language, "gen_type": gen_type, "beam_search": beam_search,
              "patch_image_size": task_cfg.get("patch_image_size", 480),
              "max_image_size": task_cfg.get("max_image_size", task_cfg.get("patch_image_size", 480)),

@@ -398,10 +398,19 @@ class OFATask(FairseqTask):
     annotation_keys: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
-    def rows_of_annotation(cls, item: dict, uid: str, image: str, split: str, labels: dict[str, int]) -> list[list[str]]:
+    def rows_of_annotation(cls, item: dict, uid: str, image: str, split: str,
+                           labels: dict[str, int]) -> list[list[str]]:
         """The TSV rows of one JSON-lines annotation ``item`` (``image``: its base64; ``labels``: class names
         numbered in order of appearance, for tasks that number them)."""
         raise NotImplementedError(f"{cls.__name__} builds no rows from annotations")
+
+    # ---- converted model folders (tasks/hf_folder.py) ----------------------------------------------------------
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg: dict, beam_search: dict, answers: Optional[dict]) -> str:
+        """ModelScope's ``gen_type`` for a checkpoint of the task (trained with ``task_cfg``; ``answers``: its
+        closed answer set or None), after adapting its generator arguments ``beam_search`` in place."""
+        return cls.modelscope_pipeline[1]
 
     # ---- prediction (inference.OFAPredictor): a request in, a JSON line out -----------------------------------
 

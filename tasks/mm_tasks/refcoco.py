@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.tasks import register_task
 
+from data.dictionary import VocabLayout, load_ofa_dictionary
 from data.file_dataset import clean_text
 from data.mm_data.refcoco_dataset import RefcocoDataset
 from tasks.evaluation import best_tokens, sample_ids
@@ -81,3 +82,11 @@ class RefcocoTask(OFATask):
         if len(box) != 4:
             raise ValueError("'box' must be [x0, y0, x1, y1]")
         return [[uid, uid, clean_text(item["text"]), ",".join(f"{v:.2f}" for v in box), image]]
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg, beam_search, answers):
+        # our generator writes only <bin_i> tokens here; ModelScope's does so with gen_box and a constraint range
+        bins = VocabLayout.of(load_ofa_dictionary()).bins  # the ports' layout: 8192 codes, 1000 bins
+        beam_search.setdefault("constraint_range", f"{bins.start},{bins.stop}")
+        beam_search["gen_box"] = True
+        return super().modelscope_settings(task_cfg, beam_search, answers)

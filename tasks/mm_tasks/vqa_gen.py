@@ -1,4 +1,5 @@
 """The ``vqa_gen`` task: its options, dataset and evaluation (VQA score)."""
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
@@ -113,3 +114,15 @@ class VqaGenTask(OFATask):
             answers = answer_scores([normalize_answer(a) for a in answers])
         text = "&&".join(f"{float(s):.1f}|!+{clean_text(a)}" for a, s in answers.items())
         return [[uid, uid, clean_text(item["question"]), text, "", image]]
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg, beam_search, answers):
+        if task_cfg.get("add_object"):
+            print("warning: the checkpoint was trained with --add-object: ModelScope's VQA pipeline has no detected "
+                  "objects and leaves out the ' object: ...' suffix of its inputs, so its answers can differ from "
+                  "predict.py's", file=sys.stderr)
+        if answers is not None and (task_cfg.get("prompt_type") or "none") != "none":
+            # ModelScope's VQA generation drops the decoder prompt; its traverse mode (our all-candidate scoring)
+            # keeps it
+            return "traverse"
+        return super().modelscope_settings(task_cfg, beam_search, answers)
