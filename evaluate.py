@@ -26,6 +26,7 @@ from fairseq.logging import progress_bar  # noqa: E402
 from fairseq.utils import reset_logging  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
+from models.quantization import QUANTIZE_CHOICES, quantize_for_inference  # noqa: E402
 from tasks.loading import load_for_inference, register_ofa_components  # noqa: E402
 from utils import checkpoint_utils, option_checks, precision  # noqa: E402
 from utils.cli import parse_args_and_arch, parse_dict_literal  # noqa: E402
@@ -63,7 +64,8 @@ def load_ema_weights(model, path: str) -> None:
     checkpoint_utils.load_model_state(model, {name: tensor.float() for name, tensor in ema.items()}, path)
 
 
-def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False):
+def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = False, zero_shot: bool = False,
+         quantize: str = "none"):
     utils.import_user_module(cfg.common)
     reset_logging()
     if cfg.common_eval.results_path is None:
@@ -107,6 +109,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         if use_cuda and not cfg.distributed_training.pipeline_model_parallel:
             model.cuda()
         model.prepare_for_inference_(cfg)
+        quantize_for_inference(model, quantize)
 
     world_size = cfg.distributed_training.distributed_world_size
     itr = task.get_batch_iterator(
@@ -204,12 +207,15 @@ def cli_main(argv: list[str] | None = None) -> None:
     parser.add_argument("--zero-shot", action="store_true",
                         help="build the task from the command line instead of the checkpoint and evaluate the "
                              "checkpoint's weights on it (e.g. a pretrained checkpoint on VQA)")
+    parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none",
+                        help="int8: the Transformer layers' Linear modules in int8 (CPU inference, fp32 model)")
     args = parse_args_and_arch(parser, argv)  # --help lists the task/model options
     cfg = convert_namespace_to_omegaconf(args)
     configure_torchrun(cfg)
     try:
         distributed_utils.call_main(
-            cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot
+            cfg, main, ema_eval=args.ema_eval, beam_search_vqa_eval=args.beam_search_vqa_eval, zero_shot=args.zero_shot,
+            quantize=args.quantize,
         )
     except (EvaluationError, checkpoint_utils.CheckpointError, OSError, ValueError) as err:
         # bad checkpoints, files, rows and flags; LOGLEVEL=DEBUG shows where they were raised

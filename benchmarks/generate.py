@@ -1,5 +1,5 @@
 """Captioning throughput of beam search: fp32 with incremental decoding, the model cast once to bfloat16
-(``evaluate.py --bf16``/``--amp``), and fp32 recomputing the decoder each step.
+(``evaluate.py --bf16``/``--amp``), int8 dynamic quantization (``--quantize int8``), and fp32 recomputing the decoder each step.
 
 All runs use the same random ``ofa_tiny``-shaped model and batch on CPU, in the same process;
 every hypothesis decodes the full length (min_len = max_len) so all modes do the same steps.
@@ -27,6 +27,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import models  # noqa: E402,F401  (registers the OFA model)
 from data.dictionary import load_ofa_dictionary  # noqa: E402
 from models.ofa import build_ofa_model  # noqa: E402
+from models.quantization import quantize_for_inference  # noqa: E402
 from models.sequence_generator import EnsembleModel, SequenceGenerator  # noqa: E402
 from benchmarks.allcand_vqa import answer_set  # noqa: E402
 from utils.trie import Trie  # noqa: E402
@@ -102,6 +103,9 @@ def main() -> None:
     bf16_model = EnsembleModel([copy.deepcopy(model).bfloat16()], incremental=True)
     generator.generate(bf16_model, to_bfloat16(caption_batch(1, args.image_size, seed=99)))
     bf16, bf16_out = sentences_per_second(generator, bf16_model, [to_bfloat16(batch) for batch in batches])
+    int8_model = EnsembleModel([quantize_for_inference(copy.deepcopy(model), "int8")], incremental=True)
+    generator.generate(int8_model, caption_batch(1, args.image_size, seed=99))
+    int8, int8_out = sentences_per_second(generator, int8_model, batches)
 
     print(f"{args.arch}, beam {args.beam}, {args.max_len} tokens, {args.batches}x{args.batch_size} captions, "
           f"{args.image_size}px, {torch.get_num_threads()} threads")
@@ -111,6 +115,8 @@ def main() -> None:
           f"hypotheses (all beams): {same_tokens}, max positional score difference {score_diff:.1e})")
     print(f"bf16 (model cast once):     {bf16:8.2f} sentences/s  x{bf16 / cached:.2f} of fp32, "
           f"{same_fraction(cached_out, bf16_out):.0%} of the best hypotheses identical to fp32's")
+    print(f"int8 (--quantize int8):     {int8:8.2f} sentences/s  x{int8 / cached:.2f} of fp32, "
+          f"{same_fraction(cached_out, int8_out):.0%} of the best hypotheses identical to fp32's")
     if not args.no_recompute:
         recompute, recompute_out = sentences_per_second(generator, recompute_model, batches)
         print(f"fp32, full recompute:       {recompute:8.2f} sentences/s  (incremental is x{cached / recompute:.2f}, "

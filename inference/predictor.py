@@ -7,6 +7,7 @@ and the same per-task evaluation step, so the outputs equal evaluate.py's on the
 from __future__ import annotations
 
 import base64
+import logging
 import os
 from itertools import chain
 from argparse import Namespace
@@ -24,6 +25,8 @@ from data.file_dataset import RowError
 from tasks.loading import TaskMismatchError, load_for_inference, prediction_tasks
 from tasks.ofa_task import FAIRSEQ_GENERATION_DEFAULTS
 from utils import checkpoint_utils
+
+logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, os.PathLike, bytes, "PIL.Image.Image"]  # noqa: F821
 
@@ -110,6 +113,7 @@ class OFAPredictor:
         self.generator = task.build_generator(models, generation)
         self.dataset = task.dataset_cls("test", None, task.bpe, task.src_dict, task.tgt_dict,
                                         **task.dataset_kwargs("test"))
+        self._notices: set[str] = set()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, task: str | None = None, model_overrides: dict | None = None,
@@ -144,6 +148,10 @@ class OFAPredictor:
             if request.text and task.request_text is None or request.premise and not task.request_premise:
                 raise PredictionError(f"task {self.task_name} takes no {'text' if request.text else 'premise'} "
                                       f"(given for {request.name}); --instruction gives a free prompt")
+            notice = task.request_notice(request)
+            if notice and notice not in self._notices:
+                self._notices.add(notice)  # once: a folder of images would repeat it per image
+                logger.warning(notice)
             if request.instruction and not task.request_instruction:
                 raise PredictionError("an instruction replaces the caption task's prompt: run it with task "
                                       "'caption' (zero_shot=True / --zero-shot for other checkpoints)")

@@ -60,9 +60,11 @@ ofa_die() {
     exit 1
 }
 
-ofa_setup() {  # the explicit setup step: create (first time) and activate the repository's venv
+ofa_setup() {  # the explicit setup step: create (first time) and activate the repository's venv; preload jemalloc
     # shellcheck disable=SC1091
     source "$OFA_ROOT/run_scripts/setup_env.sh"
+    # shellcheck disable=SC1091
+    source "$OFA_ROOT/run_scripts/allocator.sh"
 }
 
 ofa_main() {  # FUNC ARGS...: setup, then FUNC ARGS, when the file calling ofa_main is the script being run

@@ -4,4 +4,5 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 source run_scripts/setup_env.sh
+source run_scripts/allocator.sh
 exec python run_scripts/demo.py "$@"

@@ -104,7 +104,7 @@ def _answers(task_cfg: Mapping[str, Any]) -> Optional[Dict[str, int]]:
         path = task_cfg["ans2label_file"]
         if not os.path.isfile(path):
             raise FileNotFoundError(f"the checkpoint's ans2label_file {path} is not here; pass "
-                                    f"--model-overrides \"{{'ans2label_file': 'PATH'}}\"")
+                                    f"--task-overrides \"{{'ans2label_file': 'PATH'}}\"")
         return read_answers_file(path, "the checkpoint's ans2label_file")
     if task_cfg.get("ans2label_dict") and not task_cfg.get("unconstrained_training"):
         return json.loads(task_cfg["ans2label_dict"])

@@ -32,6 +32,14 @@ from utils.trie import Trie
 logger = logging.getLogger(__name__)
 
 
+class TaskFileNotFound(FileNotFoundError):
+    """A file that a task option names is missing; the message names the flag that sets the option."""
+
+    def __init__(self, option: str, path: str, message: Optional[str] = None):
+        super().__init__(message or f"--{option.replace('_', '-')} {path} does not exist")
+        self.option, self.path = option, path
+
+
 class OFAGPT2BPE(GPT2BPE):
     """fairseq's GPT-2 BPE whose ``decode`` keeps ``<code_i>``/``<bin_i>`` and other ``<...>`` symbols as text,
     as the original's fairseq fork does (a model may generate them in any task)."""
@@ -164,11 +172,18 @@ class OFATask(FairseqTask):
         return resolve_bpe_dir(self.cfg)
 
     @classmethod
-    def setup_task(cls, cfg: DictConfig, **kwargs):
+    def setup_task(cls, cfg: DictConfig, from_checkpoint: bool = False, **kwargs):
         """Load the shared source/target dictionary (text, ``<mask>``, codes, bins)."""
         dictionary = load_ofa_dictionary(resolve_bpe_dir(cfg), cfg.code_dict_size, cfg.num_bins)
         logger.info("dictionary: %d types", len(dictionary))
-        return cls(cfg, dictionary, dictionary)
+        try:
+            return cls(cfg, dictionary, dictionary)
+        except TaskFileNotFound as err:
+            if not from_checkpoint:
+                raise
+            # evaluate.py and predict.py set a checkpoint's task options with --model-overrides, not --<option>
+            raise TaskFileNotFound(err.option, err.path, f"the checkpoint's {err.option} {err.path} does not "
+                                   f"exist: pass --model-overrides \"{{'{err.option}': 'PATH'}}\"") from None
 
     # ---- data -------------------------------------------------------------------------------------------------
 
@@ -235,7 +250,11 @@ class OFATask(FairseqTask):
     def load_ans2label(self) -> dict:
         """``ans2label_file`` if given (see :func:`read_answers_file`), else the JSON of ``ans2label_dict``."""
         path = getattr(self.cfg, "ans2label_file", None)
-        return read_answers_file(path, "--ans2label-file") if path else json.loads(self.cfg.ans2label_dict)
+        if not path:
+            return json.loads(self.cfg.ans2label_dict)
+        if not os.path.isfile(path):
+            raise TaskFileNotFound("ans2label_file", path)
+        return read_answers_file(path, "--ans2label-file")
 
     def encode_answer(self, answer: str) -> torch.Tensor:
         return self.tgt_dict.encode_line(self.bpe.encode(" " + answer), add_if_not_exist=False,
@@ -434,6 +453,10 @@ class OFATask(FairseqTask):
     def prediction_output(self, result: dict, request) -> dict:
         """The JSON-line fields of one :meth:`eval_step` result for ``request``."""
         raise NotImplementedError(f"task '{self.cfg._name}' has no prediction output")
+
+    def request_notice(self, request) -> Optional[str]:
+        """A warning about a valid request whose prediction may disappoint (None: nothing to say)."""
+        return None
 
     def text_of(self, request) -> str:
         """The request's text, which the task needs."""

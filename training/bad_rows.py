@@ -4,6 +4,7 @@ import collections
 import logging
 
 import torch
+import torch.distributed as dist
 from fairseq.distributed import utils as distributed_utils
 
 from data.file_dataset import take_skipped
@@ -99,15 +100,17 @@ class SkipBadRowsMixin:
             del self._skipped_rows[key]
         if self.data_parallel_world_size > 1:
             # a union, not a sum: a row read by two ranks (a slice padded to even length) counts once
+            # (fairseq's all_gather_list stages through a CUDA buffer: it fails on CPU ranks)
+            parts = [None] * self.data_parallel_world_size
+            dist.all_gather_object(parts, rows, group=self.data_parallel_process_group)
             merged = collections.defaultdict(set)
-            for part in distributed_utils.all_gather_list(rows, group=self.data_parallel_process_group,
-                                                          max_size=1 << 20):
+            for part in parts:
                 for path, r in part.items():
                     merged[path].update(r)
             rows = merged
         counts = {path: len(r) for path, r in rows.items()}
         total = sum(counts.values())
-        if total:
+        if total and self.is_data_parallel_master:  # once, not once per rank
             per_file = ", ".join(f"{path}: {count}" for path, count in sorted(counts.items()))
             logger.warning("%s: skipped %d bad row(s) (--skip-bad-rows): %s", when, total, per_file)
         return total

@@ -380,7 +380,9 @@ def save_checkpoint(cfg: CheckpointConfig, trainer, epoch_itr, val_loss: Optiona
     # still resumes from this save
     conditions.move_to_end(f"checkpoint_last{suffix}.pt", last=False)
     targets = [os.path.join(cfg.save_dir, name) for name, wanted in conditions.items() if wanted]
-    extra_state = {"train_iterator": epoch_itr.state_dict(), "val_loss": val_loss}
+    # the epoch's batches per rank: a resume with another world size or batch size keeps the share of the epoch done
+    extra_state = {"train_iterator": {**epoch_itr.state_dict(), "batches_per_rank": len(epoch_itr)},
+                   "val_loss": val_loss}
     if hasattr(save_checkpoint, "best"):
         extra_state["best"] = save_checkpoint.best
     if targets:
@@ -402,6 +404,21 @@ def save_checkpoint(cfg: CheckpointConfig, trainer, epoch_itr, val_loss: Optiona
     if cfg.keep_best_checkpoints > 0:
         prune(best_pattern, cfg.keep_best_checkpoints, oldest_last=cfg.maximize_best_checkpoint_metric)
     return targets[0] if targets else None
+
+
+def rescaled_position(itr_state: dict, batches_per_rank: int, path: str) -> dict:
+    """``itr_state`` for an epoch of ``batches_per_rank`` batches. A checkpoint written mid-epoch with another
+    number of batches per rank (another world size or batch size) resumes after the same share of the epoch, not
+    after the same number of batches, which would skip or repeat rows; not exactly after the same rows either: each
+    rank reads a contiguous slice of the file and the batches of a slice come in shuffled order."""
+    saved, done = itr_state.get("batches_per_rank"), itr_state.get("iterations_in_epoch", 0)
+    if not saved or saved == batches_per_rank or done == 0:
+        return itr_state
+    position = done * batches_per_rank // saved
+    logger.warning("%s stopped after batch %d of %d per rank in epoch %d; with %d batches per rank here (another "
+                   "world size or batch size) the epoch resumes after batch %d: the same share of the epoch, not "
+                   "exactly the same rows", path, done, saved, itr_state["epoch"], batches_per_rank, position)
+    return {**itr_state, "iterations_in_epoch": position}
 
 
 def load_checkpoint(cfg: CheckpointConfig, trainer, **passthrough_args):
@@ -439,7 +456,7 @@ def load_checkpoint(cfg: CheckpointConfig, trainer, **passthrough_args):
         itr_state = extra_state["train_iterator"]
         epoch_itr = trainer.get_train_iterator(epoch=itr_state["epoch"], load_dataset=True, **passthrough_args)
         # rows are read by index, so fast-forwarding the batch iterator resumes at the next unread row
-        epoch_itr.load_state_dict(itr_state)
+        epoch_itr.load_state_dict(rescaled_position(itr_state, len(epoch_itr), path))
     else:
         epoch_itr = trainer.get_train_iterator(epoch=1, load_dataset=True, **passthrough_args)
     trainer.lr_step(epoch_itr.epoch)

@@ -56,8 +56,12 @@ class RefcocoTask(OFATask):
         for i in range(len(hypos)):
             tokens = best_tokens(hypos, i)[:-1]  # drop eos
             if tokens.numel() != 4:
+                # validation's generator comes from train.py's --eval-args; evaluate.py/predict.py have the flags
+                fix = ("""--eval-args '{"beam":5,"min_len":4,"max_len_a":0,"max_len_b":4}'"""
+                       if generator is getattr(self, "sequence_generator", None) else
+                       "--min-len 4 --max-len-a 0 --max-len-b 4")
                 raise ValueError(f"refcoco: sample {i} generated {tokens.numel()} coordinate tokens instead of 4; "
-                                 "evaluate with --min-len 4 --max-len-a 0 --max-len-b 4")
+                                 f"generate with {fix}")
             bins.append(tokens - self.vocab.bins.start)
         boxes = metrics.bins_to_boxes(torch.stack(bins), self.vocab.num_bins, self.cfg.max_image_size,
                                       sample["w_resize_ratios"], sample["h_resize_ratios"])

@@ -51,6 +51,12 @@ class SnliVeTask(OFATask):
     def request_row(self, uid, image, request):
         return [uid, image, self.text_of(request), request.premise or "", "entailment"]
 
+    def request_notice(self, request):
+        if self.cfg.add_caption and not request.premise:
+            return ("this snli_ve model was trained with --add-caption (a premise before the hypothesis) and no "
+                    "premise is given: the prompt lacks it (pass premise=... / --premise)")
+        return None
+
     def prediction_output(self, result, request):
         return {"answer": result["answer"], "label": ENTAILMENT_LABELS.get(result["answer"], result["answer"])}
 

@@ -1,0 +1,20 @@
+"""Data shared by the multi-rank tests: the tiny benchmark's caption, VQA and RefCOCO files, written once."""
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict:
+    """``{"caption"|"vqa"|"refcoco": {"train"|"valid"|...: path}}`` of ``dataset/make_tiny_dataset.py``."""
+    from dataset.make_tiny_dataset import make_tiny_dataset
+
+    folder = tmp_path_factory.mktemp("tiny")
+    files = make_tiny_dataset(str(folder), seed=0, tasks=["caption", "vqa", "refcoco"], image_size=48)
+    return {task: {split: Path(path) for split, path in paths.items()} for task, paths in files.items()}
+
+
+def head(source: Path, rows: int, target: Path) -> Path:
+    """The first ``rows`` rows of ``source`` as ``target``."""
+    target.write_text("".join(source.read_text().splitlines(keepends=True)[:rows]))
+    return target

@@ -1,0 +1,31 @@
+"""evaluate.py --quantize int8 on the original's trained caption checkpoint: the captions it writes."""
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _evaluate(checkpoint: Path, shared: Path, results: Path, *flags: str) -> list[dict]:
+    import evaluate
+
+    data = shared / "e2e_caption" / "test.tsv"
+    overrides = repr({"data": str(data), "bpe_dir": str(REPO / "utils" / "BPE"), "selected_cols": "0,4,2",
+                      "eval_cider": False})
+    evaluate.cli_main([
+        str(data), f"--path={checkpoint}", f"--user-dir={REPO}", "--task=caption", "--batch-size=2", "--seed=7",
+        "--gen-subset=test", f"--results-path={results}", "--beam=5", "--max-len-b=16", "--no-repeat-ngram-size=3",
+        "--cpu", "--num-workers=0", f"--model-overrides={overrides}", *flags,
+    ])
+    return json.loads((results / "test_predict.json").read_text())
+
+
+def test_int8_captions_of_the_e2e_checkpoint(e2e_caption_checkpoint, shared, tmp_path):
+    expected = json.loads((shared / "e2e_caption" / "expected_predict.json").read_text())
+    assert _evaluate(e2e_caption_checkpoint, shared, tmp_path, "--quantize=int8") == expected
+
+
+def test_int8_is_refused_with_bf16(e2e_caption_checkpoint, shared, tmp_path):
+    with pytest.raises(SystemExit, match="drop --fp16/--bf16"):
+        _evaluate(e2e_caption_checkpoint, shared, tmp_path, "--quantize=int8", "--bf16")
