@@ -8,19 +8,18 @@ and ``{gen_subset}_metrics.json`` into ``--results-path``. Runs on CPU or GPU, i
 """
 from __future__ import annotations
 
-import ast
 import logging
 import os
 import sys
 from itertools import chain
 
-from utils.logging_setup import log_to_file, quiet_third_party
+from utils.logging_setup import log_to_file, log_to_stdout, quiet_third_party
 
 quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from fairseq import options, tasks, utils  # noqa: E402
+from fairseq import options, utils  # noqa: E402
 from fairseq.dataclass.utils import convert_namespace_to_omegaconf  # noqa: E402
 from fairseq.distributed import utils as distributed_utils  # noqa: E402
 from fairseq.logging import progress_bar  # noqa: E402
@@ -28,34 +27,18 @@ from fairseq.utils import reset_logging  # noqa: E402
 from omegaconf import DictConfig  # noqa: E402
 
 from models.quantization import QUANTIZE_CHOICES, quantize_for_inference  # noqa: E402
-from tasks.loading import load_model_ensemble_and_task, register_ofa_components  # noqa: E402
+from tasks.loading import load_for_inference, register_ofa_components  # noqa: E402
 from utils import checkpoint_utils, hub, option_checks, precision  # noqa: E402
-from utils.cli import parse_args_and_arch  # noqa: E402
+from utils.cli import parse_args_and_arch, parse_dict_literal  # noqa: E402
 from utils.distributed import configure_torchrun  # noqa: E402
 from utils.metrics import write_json  # noqa: E402
 
-logging.basicConfig(
-    format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-    datefmt="%Y-%m-%d %H:%M:%S",
-    level=os.environ.get("LOGLEVEL", "INFO").upper(),
-    stream=sys.stdout,
-)
+log_to_stdout()
 logger = logging.getLogger("ofa.evaluate")
 
 
 class EvaluationError(Exception):
     """A problem with the user's inputs, reported as one line."""
-
-
-def parse_model_overrides(text: str) -> dict:
-    """``--model-overrides`` is a Python dict literal (the original's scripts write ``False``)."""
-    try:
-        overrides = ast.literal_eval(text or "{}")
-    except (ValueError, SyntaxError) as err:
-        raise EvaluationError(f"--model-overrides is not a Python dict literal: {text!r} ({err})") from None
-    if not isinstance(overrides, dict):
-        raise EvaluationError(f"--model-overrides must be a dict, got {type(overrides).__name__}: {text!r}")
-    return overrides
 
 
 def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
@@ -64,24 +47,7 @@ def load_models_and_task(cfg: DictConfig, overrides: dict, zero_shot: bool):
     for path in paths:
         if not os.path.isfile(path):
             raise EvaluationError(f"checkpoint not found: {path}")
-    # read the first checkpoint once, and check its task before building anything from it
-    state = checkpoint_utils.load_checkpoint_to_cpu(paths[0], overrides)
-    saved_cfg = checkpoint_utils.checkpoint_cfg(state, paths[0])
-    saved_task = saved_cfg.task._name if saved_cfg.get("task") else None
-    if saved_task is None and not zero_shot:
-        raise EvaluationError(f"{paths[0]} holds no task configuration (e.g. a converted checkpoint): "
-                              f"evaluate it with --zero-shot --task {cfg.task._name}")
-    if not zero_shot and saved_task != cfg.task._name:
-        raise EvaluationError(
-            f"{paths[0]} is a '{saved_task}' checkpoint but --task is '{cfg.task._name}': "
-            f"use --task {saved_task}, or --zero-shot to evaluate it as '{cfg.task._name}'"
-        )
-    task = tasks.setup_task(cfg.task) if zero_shot else None
-    models, saved_cfg, task = load_model_ensemble_and_task(
-        paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None
-    )
-    task.zero_shot = zero_shot
-    return models, saved_cfg, task
+    return load_for_inference(paths, cfg.task._name, overrides, zero_shot, task_cfg=cfg.task)
 
 
 def _same_files(data: str) -> list[str]:
@@ -122,7 +88,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
     if use_cuda:
         torch.cuda.set_device(cfg.distributed_training.device_id)
 
-    overrides = parse_model_overrides(cfg.common_eval.model_overrides)
+    overrides = parse_dict_literal(cfg.common_eval.model_overrides, "--model-overrides")
     data = cfg.task.get("data")  # the positional DATA
     if data and _same_files(overrides.get("data", data)) != _same_files(data):
         raise EvaluationError(f"DATA {data!r} and --model-overrides' data {overrides['data']!r} differ: give one")
@@ -166,6 +132,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
         default_log_format=("tqdm" if not cfg.common.no_progress_bar else "simple"),
     )
     generator = task.build_generator(models, cfg.generation)
+    task.set_inference_type("beamsearch" if beam_search_vqa_eval else "allcand")
 
     records = []
     for sample in progress:
@@ -175,7 +142,7 @@ def main(cfg: DictConfig, ema_eval: bool = False, beam_search_vqa_eval: bool = F
             sample = utils.move_to_cuda(sample)
         sample = precision.cast_floats(sample, dtype)
         with torch.no_grad():
-            results, scores = task.eval_step(generator, models, sample, beam_search_vqa_eval=beam_search_vqa_eval)
+            results, scores = task.eval_step(generator, models, sample)
         references = task.sample_references(sample)
         for i, result in enumerate(results):
             records.append({

@@ -14,13 +14,11 @@ defaults are those of the task's ``run_scripts/<task>/evaluate_*.sh``. The Pytho
 from __future__ import annotations
 
 import argparse
-import ast
 import json
 import os
 import sys
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-TASKS = ("caption", "vqa_gen", "refcoco", "snli_ve", "image_classify", "ocr")
 
 
 def expand_images(items: list[str]) -> list[str]:
@@ -70,7 +68,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--path", required=True,
                         help="checkpoint file, a converted Hugging Face/ModelScope folder, or " + names_help())
-    parser.add_argument("--task", choices=TASKS, help="the task (default: the checkpoint's)")
+    parser.add_argument("--task", help="the task (default: the checkpoint's), e.g. caption, vqa_gen, refcoco")
     parser.add_argument("--zero-shot", action="store_true",
                         help="run the checkpoint's weights as --task (pretrained or converted checkpoints)")
     parser.add_argument("--all-candidates", action="store_true",
@@ -94,13 +92,12 @@ def load_predictor(args: argparse.Namespace, prog: str):
     """The :class:`inference.OFAPredictor` the options of :func:`add_model_arguments` describe."""
     from inference.predictor import OFAPredictor
     from utils import hub
+    from utils.cli import parse_dict_literal
 
     try:
-        overrides = ast.literal_eval(args.model_overrides)
-        if not isinstance(overrides, dict):
-            raise ValueError("not a dict")
-    except (ValueError, SyntaxError) as err:
-        raise SystemExit(f"{prog}: error: --model-overrides {args.model_overrides!r}: {err}") from None
+        overrides = parse_dict_literal(args.model_overrides, "--model-overrides")
+    except ValueError as err:
+        raise SystemExit(f"{prog}: error: {err}") from None
     generation = {name: getattr(args, name) for name in (
         "beam", "max_len_a", "max_len_b", "min_len", "no_repeat_ngram_size", "lenpen", "temperature", "unnormalized")}
     return OFAPredictor.from_checkpoint(

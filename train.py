@@ -16,15 +16,10 @@ import shutil
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-logging.basicConfig(
-    format="%(asctime)s | %(levelname)s | %(name)s | %(message)s",
-    datefmt="%Y-%m-%d %H:%M:%S",
-    level=os.environ.get("LOGLEVEL", "INFO").upper(),
-    stream=sys.stdout,
-)
-logger = logging.getLogger("train")
+from utils.logging_setup import log_to_file, log_to_stdout, quiet_third_party
 
-from utils.logging_setup import log_to_file, quiet_third_party  # noqa: E402
+log_to_stdout()  # before fairseq_cli's import configures logging its own way
+logger = logging.getLogger("train")
 
 quiet_third_party()  # before fairseq's import-time notices; OFA_SHOW_WARNINGS=1 shows them
 
@@ -38,7 +33,9 @@ from fairseq_cli.train import get_training_stats, should_stop_early  # noqa: E40
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
 from tasks.loading import register_ofa_components  # noqa: E402
-from trainer import EMA_INIT_OPTIONS, EMAInitConfig, Trainer, TrainingSetupError  # noqa: E402
+from trainer import Trainer  # noqa: E402
+from training.ema import EMA_INIT_OPTIONS, EMAInitConfig  # noqa: E402
+from training.precision import TrainingSetupError  # noqa: E402
 from utils import checkpoint_utils, hub, option_checks  # noqa: E402
 from utils.checkpoint_utils import CheckpointError  # noqa: E402
 from utils.cli import parse_args_and_arch  # noqa: E402

@@ -12,7 +12,13 @@ from utils.safe_pickle import load_pickle
 
 logger = logging.getLogger(__name__)
 
-# ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see trainer.SkipBadRowsMixin)
+
+def clean_text(text: str) -> str:
+    """One line without tabs: fields cannot hold the separators of the TSV."""
+    return " ".join(str(text).split())
+
+
+# ---- --skip-bad-rows: a SkippedRow travels with its batch and the trainer counts it (see training.bad_rows)
 
 SKIPPED_ROWS = "skipped_rows"
 

@@ -1,185 +1,32 @@
-"""The base of every OFA dataset: image decoding and resizing, text encoding, coordinate bins, decoder prompts,
-constraint masks and collation; the per-task datasets are thin subclasses of :class:`OFADataset`."""
+"""The base of every OFA dataset: text encoding, coordinate bins, decoder prompts, constraint masks, and the use
+of images (:mod:`data.images`), transforms (:mod:`data.transforms`) and collation (:mod:`data.collate`) every
+task shares; the per-task datasets are thin subclasses of :class:`OFADataset`."""
 from __future__ import annotations
 
-import base64
-import binascii
 import copy
 import importlib
 import logging
 import math
 import re
 import string
-import warnings
-from io import BytesIO
-from typing import Callable, Sequence
 
 import numpy as np
 import torch
-import torchvision.io
-import torchvision.transforms as T
-import torchvision.transforms.v2.functional as F2
 from fairseq.data import FairseqDataset
-from PIL import Image, ImageFile
 
 from data.bert_bpe import BertBPE
 from data.dictionary import VocabLayout
+from data.collate import pad_batch, stack_batch
 from data.file_dataset import FileDataset, RowError, SkippedRow, TsvRow, split_skipped, with_skipped
+from data.images import DEFAULT_MAX_IMAGE_PIXELS, decode_base64_image, decode_base64_image_rgb
+from data.transforms import PatchResizeTransform, patch_resize_transform
 
-# The original accepts truncated JPEGs (decoding what is there); keep that behaviour. Image size is limited by
-# ``max_pixels`` below instead of Pillow's global limit (a warning up to twice the limit, an error beyond).
-ImageFile.LOAD_TRUNCATED_IMAGES = True
-Image.MAX_IMAGE_PIXELS = None
-
-#: largest image decoded by default (Pillow's limit, 9459x9459): a few MB of base64 can otherwise hold a
-#: 30000x30000 PNG that takes 13 GB and half a minute to decode
-DEFAULT_MAX_IMAGE_PIXELS = 89_478_485
-warnings.filterwarnings("ignore", "(Possibly )?corrupt EXIF data", UserWarning)
-
-_URLSAFE_TO_STANDARD = bytes.maketrans(b"-_", b"+/")
 _NO_PUNCTUATION = str.maketrans("", "", string.punctuation)
 
 
 def strip_punctuation(text: str) -> str:
     """``text`` without ASCII punctuation, stripped (how the original cleans captions for training and CIDEr)."""
     return text.translate(_NO_PUNCTUATION).strip()
-
-IMAGENET_DEFAULT_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_DEFAULT_STD = (0.229, 0.224, 0.225)
-
-
-def collate_tokens(values: list[torch.Tensor], pad_idx, eos_idx=None, left_pad: bool = False) -> torch.Tensor:
-    """Stack 1-D (or 2-D, padded along the first dim) tensors into a batch filled with ``pad_idx``.
-
-    2-D boolean masks are padded with ``bool(pad_idx)`` (True for fairseq's pad 1), as the original.
-    ``eos_idx`` is accepted for fairseq call compatibility.
-    """
-    if values[0].dim() not in (1, 2):
-        raise ValueError(f"collate_tokens takes 1-D or 2-D tensors, got {values[0].dim()}-D")
-    size = max(v.size(0) for v in values)
-    res = batch_tensor((len(values), size, *values[0].shape[1:]), values[0].dtype).fill_(pad_idx)
-    for i, v in enumerate(values):
-        if left_pad:
-            res[i, size - len(v):] = v
-        else:
-            res[i, : len(v)] = v
-    return res
-
-
-def batch_tensor(shape: tuple[int, ...], dtype: torch.dtype) -> torch.Tensor:
-    """An uninitialised CPU tensor for a collated batch; in shared memory inside a DataLoader worker, so the
-    batch reaches the main process without the extra copy pickling would make (as torch's default collate)."""
-    if torch.utils.data.get_worker_info() is None:
-        return torch.empty(shape, dtype=dtype)
-    storage = torch.UntypedStorage._new_shared(int(np.prod(shape)) * dtype.itemsize)
-    return torch.empty(0, dtype=dtype).set_(storage).view(shape)
-
-
-def stack_batch(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """``torch.stack(tensors)`` into a :func:`batch_tensor`."""
-    return torch.stack(tensors, out=batch_tensor((len(tensors), *tensors[0].shape), tensors[0].dtype))
-
-
-def _base64_bytes(text: str | bytes) -> bytes:
-    data = text.encode("ascii", "ignore") if isinstance(text, str) else text
-    try:
-        # map the URL-safe alphabet onto the standard one so both decode; reject stray characters
-        return base64.b64decode(data.strip().translate(_URLSAFE_TO_STANDARD), validate=True)
-    except (binascii.Error, ValueError) as e:
-        raise ValueError(f"invalid base64 ({e})") from None
-
-
-def check_image_pixels(width: int, height: int, max_pixels: int) -> None:
-    """Refuse an image larger than ``max_pixels`` (0: no limit) before it is decoded."""
-    if max_pixels and width * height > max_pixels:
-        raise ValueError(f"image of {width}x{height} pixels is larger than --max-image-pixels {max_pixels} "
-                         f"(raise the flag to accept it)")
-
-
-def _open_image(raw: bytes, draft_size: int | None = None,
-                max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    def not_an_image(e: Exception) -> ValueError:
-        return ValueError(f"base64 does not decode to an image ({type(e).__name__}: {e})")
-
-    try:
-        image = Image.open(BytesIO(raw))  # reads the header only
-    except Exception as e:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
-        raise not_an_image(e) from None
-    check_image_pixels(*image.size, max_pixels)
-    try:
-        if draft_size:
-            image.draft(image.mode, (draft_size, draft_size))
-        image.load()
-    except Exception as e:
-        raise not_an_image(e) from None
-    return image
-
-
-def decode_base64_image(text: str | bytes, max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> Image.Image:
-    """Decode a base64 (standard or URL-safe) PNG/JPEG/... string into a loaded PIL image.
-
-    Raises ``ValueError`` with the reason when the text is not base64, not an image, or an image of more than
-    ``max_pixels`` pixels (0: no limit).
-    """
-    return _open_image(_base64_bytes(text), max_pixels=max_pixels)
-
-
-_JPEG_SOF_MARKERS = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # start-of-frame, not DHT/JPG/DAC
-
-
-def _jpeg_header(raw: bytes) -> tuple[int, int, int] | None:
-    """(components, height, width) of a complete JPEG; None when not a JPEG, truncated, or unreadable."""
-    if not (raw.startswith(b"\xff\xd8") and raw.endswith(b"\xff\xd9")):
-        return None
-    pos = 2
-    while pos + 4 <= len(raw) and raw[pos] == 0xFF:
-        marker = raw[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker in _JPEG_SOF_MARKERS:
-            frame = raw[pos + 5:pos + 10]  # after length and precision: height (2), width (2), components (1)
-            if len(frame) < 5:
-                return None
-            return frame[4], int.from_bytes(frame[0:2], "big"), int.from_bytes(frame[2:4], "big")
-        pos += 2 + int.from_bytes(raw[pos + 2:pos + 4], "big")
-    return None
-
-
-def decode_base64_image_rgb(text: str | bytes, draft_size: int | None = None,
-                            max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS) -> torch.Tensor:
-    """The image of :func:`decode_base64_image` as RGB pixels: a uint8 (3, H, W) tensor.
-
-    Complete greyscale/RGB JPEGs (the bulk of OFA's data) are decoded by torchvision's libjpeg-turbo straight
-    into a tensor; anything else (PNG, CMYK or truncated JPEGs, ...) goes through PIL's ``convert("RGB")``,
-    whose conversions and truncated-file handling define the result. With ``draft_size``, JPEGs at least twice
-    that size on both sides are decoded at 1/2, 1/4 or 1/8 scale (libjpeg DCT scaling, never below
-    ``draft_size``): faster on large photos, but not the pixels of a full decode followed by a resize.
-    """
-    raw = _base64_bytes(text)
-    header = _jpeg_header(raw)
-    if header is not None and header[0] in (1, 3):
-        check_image_pixels(header[2], header[1], max_pixels)
-        if draft_size and min(header[1:]) >= 2 * draft_size:
-            return pil_to_pixels(_open_image(raw, draft_size, max_pixels))
-        try:
-            return torchvision.io.decode_jpeg(torch.frombuffer(bytearray(raw), dtype=torch.uint8),
-                                              mode=torchvision.io.ImageReadMode.RGB)
-        except RuntimeError:
-            pass  # let PIL decode what it can, or name the problem
-    return pil_to_pixels(_open_image(raw, max_pixels=max_pixels))
-
-
-def pil_to_pixels(image: Image.Image) -> torch.Tensor:
-    """RGB uint8 (3, H, W) pixels of a PIL image (a channels-last tensor viewed channels-first)."""
-    return torch.from_numpy(np.array(image.convert("RGB"), dtype=np.uint8)).permute(2, 0, 1)
-
-
-def encode_image_base64(image: Image.Image, format: str = "PNG") -> str:
-    """URL-safe base64 of ``image`` saved as ``format`` (the layout the TSV files use)."""
-    buffer = BytesIO()
-    image.save(buffer, format=format)
-    return base64.urlsafe_b64encode(buffer.getvalue()).decode("ascii")
 
 
 def finite_float(text: str) -> float:
@@ -206,56 +53,6 @@ def object_array(items: list) -> np.ndarray:
     for i, item in enumerate(items):
         array[i] = item
     return array
-
-
-def normalization(imagenet_default_mean_and_std: bool) -> tuple[Sequence[float], Sequence[float]]:
-    """(mean, std) of ``--imagenet-default-mean-and-std``, else OFA's 0.5/0.5."""
-    if imagenet_default_mean_and_std:
-        return IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
-    return (0.5, 0.5, 0.5), (0.5, 0.5, 0.5)
-
-
-class ToNormalizedTensor:
-    """``ToTensor`` then ``Normalize`` in one pass over the uint8 pixels of a PIL image or a (3, H, W) uint8
-    tensor; the result is a contiguous float32 (3, H, W) tensor, equal to the two steps up to float rounding."""
-
-    def __init__(self, mean: Sequence[float], std: Sequence[float]):
-        self.shift = torch.tensor(mean, dtype=torch.float32).view(3, 1, 1) * 255
-        self.scale = 1 / (torch.tensor(std, dtype=torch.float32).view(3, 1, 1) * 255)
-
-    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
-        pixels = image if isinstance(image, torch.Tensor) else pil_to_pixels(image)
-        # copy_ converts and makes channels-first contiguous in one pass (PIL/libjpeg memory is channels-last)
-        return torch.empty(pixels.shape, dtype=torch.float32).copy_(pixels).sub_(self.shift).mul_(self.scale)
-
-
-class PatchResizeTransform:
-    """RGB, bicubic antialiased resize to a ``size`` square, normalised float tensor (the original's eval
-    transform). Takes a PIL image or RGB uint8 (3, H, W) pixels (see ``decode_base64_image_rgb``).
-
-    The resize runs on uint8 tensors with torch's PIL-compatible antialiased bicubic (a = -0.5, horizontal pass
-    first, integer rounding between passes, as Pillow's resampler), about 4x faster than PIL here and within
-    2 grey levels of it. Pillow 13 runs the vertical pass first for some shapes; where the first pass clips,
-    the order alone moves pixels by up to 9 grey levels (0.07 normalised) on photo-like images, ~25 on noise.
-    """
-
-    def __init__(self, size: int, mean: Sequence[float], std: Sequence[float]):
-        self.size = size
-        self.to_normalized_tensor = ToNormalizedTensor(mean, std)
-
-    def __call__(self, image: Image.Image | torch.Tensor) -> torch.Tensor:
-        pixels = image if isinstance(image, torch.Tensor) else pil_to_pixels(image)
-        if pixels.dtype != torch.uint8 or pixels.dim() != 3 or pixels.shape[0] != 3:
-            raise ValueError(f"expected RGB uint8 pixels (3, H, W), got {pixels.dtype} {tuple(pixels.shape)}")
-        if pixels.shape[1:] != (self.size, self.size):
-            pixels = F2.resize(pixels, [self.size, self.size], interpolation=T.InterpolationMode.BICUBIC,
-                               antialias=True)
-        return self.to_normalized_tensor(pixels)
-
-
-def patch_resize_transform(patch_image_size: int, imagenet_default_mean_and_std: bool = False) -> Callable:
-    """RGB, bicubic resize to a ``patch_image_size`` square, normalised tensor (the original's eval transform)."""
-    return PatchResizeTransform(patch_image_size, *normalization(imagenet_default_mean_and_std))
 
 
 logger = logging.getLogger(__name__)
@@ -480,7 +277,7 @@ class OFADataset(FairseqDataset):
         first = samples[0]
 
         def merge(key):
-            return collate_tokens([s[key] for s in samples], self.pad, eos_idx=self.eos)
+            return pad_batch([s[key] for s in samples], self.pad)
 
         src_lengths = torch.LongTensor([s["source"].ne(self.pad).long().sum() for s in samples])
         net_input = {"src_tokens": merge("source"), "src_lengths": src_lengths}

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import pickle
 import sys
 
 if __package__ in (None, ""):  # run as a script: the repository root is the import root
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from dataset import builders  # noqa: E402
+from utils.safe_pickle import load_pickle  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -69,7 +69,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub = command("jsonl", "JSON lines {\"image\": PATH, ...} (see dataset/README.md)", images=False)
     sub.add_argument("--input", required=True)
-    sub.add_argument("--task", required=True, choices=sorted(builders.JSONL_FIELDS))
+    sub.add_argument("--task", required=True, choices=builders.annotation_tasks())
     sub.add_argument("--split", default="train", choices=("train", "valid", "test"))
     sub.add_argument("--images", help="folder image paths are relative to (default: the JSONL file's folder)")
     sub.add_argument("--class2label-out", help="image_classify: write {label: index} for --ans2label-file")
@@ -90,8 +90,7 @@ def build(args: argparse.Namespace) -> tuple[int, str]:
         answers = builders.vqa_answer_lists(args.annotations)
         ans2label = None
         if args.ans2label:
-            with open(args.ans2label, "rb") as f:
-                ans2label = pickle.load(f)
+            ans2label = load_pickle(args.ans2label, "--ans2label")
         if args.ans2label_out:
             ans2label = builders.build_ans2label(answers.values(), args.min_answer_count)
             builders.write_pickle(ans2label, args.ans2label_out)
@@ -130,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         count, task = build(args)
     except (builders.BuildError, OSError) as err:
         raise SystemExit(f"build_tsv.py: error: {err}") from None
-    print(f"wrote {count} rows to {args.out} (task {task}: --selected-cols {builders.SELECTED_COLS[task]})")
+    print(f"wrote {count} rows to {args.out} (task {task}: --selected-cols {builders.selected_cols(task)})")
 
 
 if __name__ == "__main__":

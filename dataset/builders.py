@@ -12,21 +12,20 @@ import json
 import logging
 import os
 import pickle
-import re
 from collections import Counter
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Iterable, Iterator, Mapping, Sequence
 
 from PIL import Image
+
+from data.file_dataset import clean_text
+from data.mm_data.vqa_gen_dataset import answer_scores, normalize_answer
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
-#: how each task's dataset reads the files written here (``--selected-cols``)
-SELECTED_COLS = {"caption": "0,4,2", "vqa_gen": "0,5,2,3,4", "refcoco": "0,4,2,3", "snli_ve": "0,2,3,4,5",
-                 "image_classify": "0,2"}
 
 
 class BuildError(ValueError):
@@ -64,11 +63,6 @@ class ImageEncoder:
         except Exception as err:  # PIL raises many types for broken files
             raise BuildError(f"{path}: not a readable image ({type(err).__name__}: {err})") from None
         return base64.b64encode(raw).decode("ascii")
-
-
-def clean_text(text: str) -> str:
-    """One line without tabs: fields cannot hold the separators of the TSV."""
-    return " ".join(str(text).split())
 
 
 def write_tsv(rows: Iterable[Sequence[str]], path: str | os.PathLike, total: int | None = None,
@@ -164,25 +158,6 @@ def coco_reference_json(annotations_file, out_path) -> None:
 
 
 # ---- VQA v2 ----------------------------------------------------------------------------------------------------
-
-_NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
-                 "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
-_ARTICLES = {"a", "an", "the"}
-
-
-def normalize_answer(answer: str) -> str:
-    """VQA answer normalisation (after the official evaluation): lower case, no trailing period, number
-    words as digits, no articles."""
-    text = clean_text(answer).lower().rstrip(".")
-    text = re.sub(r"(?<=\D)[,;!?](?=\s|$)", "", text)
-    words = [_NUMBER_WORDS.get(word, word) for word in text.split() if word not in _ARTICLES]
-    return " ".join(words)
-
-
-def answer_scores(answers: Sequence[str]) -> dict[str, float]:
-    """Soft scores of the annotators' answers: min(1, 0.3 * agreeing annotators), as VQA preprocessing does."""
-    return {answer: round(min(1.0, 0.3 * count), 1) for answer, count in Counter(answers).most_common()}
-
 
 def vqa_answer_lists(annotations_file) -> dict[int, list[str]]:
     """question id -> its annotators' normalised answers."""
@@ -307,41 +282,26 @@ def class2label(names: Mapping[str, str]) -> dict[str, int]:
 
 # ---- generic JSON lines ----------------------------------------------------------------------------------------
 
-def _jsonl_caption(item, uid, image, split):
-    captions = item["caption"] if isinstance(item["caption"], list) else [item["caption"]]
-    captions = [clean_text(c).replace("&&", "&") for c in captions]
-    if split == "train":
-        return [[f"{uid}_{k}" if len(captions) > 1 else uid, uid, c, "", image] for k, c in enumerate(captions)]
-    return [[uid, uid, "&&".join(captions), "", image]]
+def _task_class(name: str):
+    import tasks  # noqa: F401  (registers the OFA tasks)
+    from fairseq.tasks import TASK_REGISTRY
+
+    return TASK_REGISTRY.get(name)
 
 
-def _jsonl_vqa(item, uid, image, split):
-    answers = item.get("answers") or {item["answer"]: 1.0}
-    if isinstance(answers, list):
-        answers = answer_scores([normalize_answer(a) for a in answers])
-    text = "&&".join(f"{float(s):.1f}|!+{clean_text(a)}" for a, s in answers.items())
-    return [[uid, uid, clean_text(item["question"]), text, "", image]]
+def annotation_tasks() -> list[str]:
+    """The tasks whose rows JSON lines can describe (``OFATask.rows_of_annotation``)."""
+    from fairseq.tasks import TASK_REGISTRY
+
+    from tasks.ofa_task import OFATask
+
+    _task_class("caption")
+    return sorted(name for name, cls in TASK_REGISTRY.items() if issubclass(cls, OFATask) and cls.annotation_keys)
 
 
-def _jsonl_refcoco(item, uid, image, split):
-    box = [float(v) for v in item["box"]]
-    if len(box) != 4:
-        raise ValueError("'box' must be [x0, y0, x1, y1]")
-    return [[uid, uid, clean_text(item["text"]), ",".join(f"{v:.2f}" for v in box), image]]
-
-
-def _jsonl_snli_ve(item, uid, image, split):
-    return [[uid, uid, image, clean_text(item["hypothesis"]), clean_text(item.get("premise", "")), item["label"]]]
-
-
-JSONL_FIELDS: dict[str, tuple[tuple[str, ...], Callable]] = {
-    # task -> (required keys besides "image", rows of one item)
-    "caption": (("caption",), _jsonl_caption),
-    "vqa_gen": (("question",), _jsonl_vqa),
-    "refcoco": (("text", "box"), _jsonl_refcoco),
-    "snli_ve": (("hypothesis", "label"), _jsonl_snli_ve),
-    "image_classify": (("label",), None),
-}
+def selected_cols(task: str) -> str:
+    """How the task's dataset reads the files written here (its ``--selected-cols``)."""
+    return _task_class(task).tsv_columns
 
 
 def jsonl_rows(path, task: str, split: str, encode: ImageEncoder, image_dir=None,
@@ -351,9 +311,9 @@ def jsonl_rows(path, task: str, split: str, encode: ImageEncoder, image_dir=None
     ``answers`` ({answer: confidence} or a list of annotators' answers) or ``answer``; refcoco ``text`` and
     ``box`` [x0, y0, x1, y1] in pixels; snli_ve ``hypothesis``, ``label``, optional ``premise``;
     image_classify ``label`` (numbered in order of appearance into ``labels``). ``id`` is optional."""
-    if task not in JSONL_FIELDS:
-        raise BuildError(f"--task {task}: JSON lines build {', '.join(JSONL_FIELDS)}")
-    required, make = JSONL_FIELDS[task]
+    if task not in annotation_tasks():
+        raise BuildError(f"--task {task}: JSON lines build {', '.join(annotation_tasks())}")
+    task_class = _task_class(task)
     base = Path(image_dir) if image_dir else Path(path).parent
     with open(path, encoding="utf-8") as lines:
         for line_number, line in enumerate(lines, 1):
@@ -364,19 +324,14 @@ def jsonl_rows(path, task: str, split: str, encode: ImageEncoder, image_dir=None
                 item = json.loads(line)
             except json.JSONDecodeError as err:
                 raise BuildError(f"{where}: not JSON ({err})") from None
-            missing = [key for key in ("image", *required) if key not in item]
+            missing = [key for key in ("image", *task_class.annotation_keys) if key not in item]
             if missing:
                 raise BuildError(f"{where}: missing {', '.join(repr(k) for k in missing)}")
             image = encode(base / item["image"])
             if image is None:
                 continue
             uid = clean_text(item.get("id", line_number))
-            if task == "image_classify":
-                name = clean_text(item["label"])
-                label = labels.setdefault(name, len(labels))
-                yield [image, str(label + 1), name]
-                continue
             try:
-                yield from make(item, uid, image, split)
+                yield from task_class.rows_of_annotation(item, uid, image, split, labels)
             except (ValueError, TypeError, AttributeError, KeyError) as err:
                 raise BuildError(f"{where}: {type(err).__name__}: {err}") from None

@@ -15,7 +15,7 @@ if __package__ in (None, ""):  # run as a script: the repository root is the imp
 
 from PIL import ImageDraw  # noqa: E402
 
-from data.ofa_dataset import decode_base64_image  # noqa: E402
+from data.images import decode_base64_image  # noqa: E402
 from data.file_dataset import FileDataset  # noqa: E402
 
 _BOX = re.compile(r"^\s*-?[\d.]+(,\s*-?[\d.]+){3}\s*$")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import logging
 import os
-import tempfile
 from itertools import chain
 from argparse import Namespace
 from dataclasses import dataclass
@@ -18,32 +17,18 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence, Union
 
 import torch
-from omegaconf import OmegaConf, open_dict
+from omegaconf import OmegaConf
 
 from data.bert_bpe import BERT_CN_DIR
 from data.dictionary import BPE_DIR
 from data.file_dataset import RowError
-from tasks.loading import load_model_ensemble_and_task, register_ofa_components
+from tasks.loading import TaskMismatchError, load_for_inference, prediction_tasks
+from tasks.ofa_task import FAIRSEQ_GENERATION_DEFAULTS
 from utils import checkpoint_utils
 
 logger = logging.getLogger(__name__)
 
 ImageInput = Union[str, os.PathLike, bytes, "PIL.Image.Image"]  # noqa: F821
-
-#: the generation flags of each task's run_scripts/<task>/evaluate_*.sh (fairseq's defaults elsewhere)
-GENERATION_DEFAULTS: dict[str, dict[str, Any]] = {
-    "caption": {"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3},
-    "refcoco": {"beam": 5, "min_len": 4, "max_len_a": 0, "max_len_b": 4, "no_repeat_ngram_size": 3},
-    "vqa_gen": {"beam": 5, "unnormalized": True, "temperature": 1.0},
-    "snli_ve": {},
-    "image_classify": {},
-    "ocr": {"beam": 5, "max_len_b": 64, "no_repeat_ngram_size": 0},
-}
-FAIRSEQ_GENERATION_DEFAULTS: dict[str, Any] = {
-    "beam": 5, "max_len_a": 0, "max_len_b": 200, "min_len": 1, "no_repeat_ngram_size": 0, "lenpen": 1.0,
-    "unnormalized": False, "temperature": 1.0,
-}
-SNLI_VE_LABELS = {"yes": "entailment", "no": "contradiction", "maybe": "neutral"}
 
 
 class PredictionError(ValueError):
@@ -78,109 +63,31 @@ def image_base64(image: ImageInput) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
-# ---- per task: the selected columns of a row built from a request, and the output read from a result ----------
-
-def _need_text(request: Request, task_name: str, what: str) -> str:
-    if not request.text:
-        raise PredictionError(f"{request.name}: task {task_name} needs {what}")
-    return request.text
-
-
-def _first_candidate(task) -> str:
-    # the dataset builds a training target from the label column; any answer of the closed set serves
-    return task.index2ans[0] if getattr(task, "index2ans", None) else "yes"
-
-
-def _caption_fields(task, uid, image, request):
-    return [uid, image, ""]
-
-
-def _vqa_fields(task, uid, image, request):
-    question = _need_text(request, "vqa_gen", "a question (--question)")
-    return [uid, image, question, f"1.0|!+{_first_candidate(task)}", ""]
-
-
-def _refcoco_fields(task, uid, image, request):
-    # the box column is the target of training; prediction ignores it, so any box inside the image serves
-    return [uid, image, _need_text(request, "refcoco", "a referring expression (--text)"), "0,0,1,1"]
-
-
-def _snli_ve_fields(task, uid, image, request):
-    return [uid, image, _need_text(request, "snli_ve", "a hypothesis (--text)"), request.premise or "", "entailment"]
-
-
-def _image_classify_fields(task, uid, image, request):
-    return [image, _first_candidate(task)]
-
-
-def _ocr_fields(task, uid, image, request):
-    return [uid, image, ""]
-
-
-TEXTLESS_TASKS = ("caption", "image_classify", "ocr")
-ROW_BUILDERS: dict[str, Callable] = {
-    "caption": _caption_fields,
-    "vqa_gen": _vqa_fields,
-    "refcoco": _refcoco_fields,
-    "snli_ve": _snli_ve_fields,
-    "image_classify": _image_classify_fields,
-    "ocr": _ocr_fields,
-}
-
-
-def output_of(task_name: str, result: dict) -> dict:
-    """The JSON-line fields of one evaluation result: caption, answer, box (input-image pixels) or label."""
-    if task_name == "caption":
-        return {"caption": result["caption"]}
-    if task_name == "refcoco":
-        return {"box": [round(float(v), 2) for v in result["box"]]}
-    if task_name == "snli_ve":
-        return {"answer": result["answer"], "label": SNLI_VE_LABELS.get(result["answer"], result["answer"])}
-    if task_name == "image_classify":
-        return {"label": result["answer"]}
-    if task_name == "ocr":
-        return {"text": result["hyp"]}
-    return {"answer": result["answer"]}
-
-
 # ---- loading ---------------------------------------------------------------------------------------------------
 
 def load_models_and_task(path: str, task_name: str | None, overrides: dict, zero_shot: bool):
     """Models and task from a checkpoint file, or from a converted Hugging Face / ModelScope folder."""
-    from fairseq import tasks
-
-    register_ofa_components()
     if os.path.isdir(path):
-        from scripts.convert_checkpoint import hf_dir_to_fairseq_file
+        from tasks.hf_folder import hf_dir_to_checkpoint
 
-        with tempfile.TemporaryDirectory() as folder:
-            converted = os.path.join(folder, "checkpoint.pt")
-            hf_dir_to_fairseq_file(path, converted)
-            state = checkpoint_utils.load_checkpoint_to_cpu(converted, overrides)
+        state = checkpoint_utils.upgrade_checkpoint(hf_dir_to_checkpoint(path), path, overrides)
     elif os.path.isfile(path):
         state = checkpoint_utils.load_checkpoint_to_cpu(path, overrides)
     else:
         raise PredictionError(f"checkpoint not found: {path}")
     saved_cfg = checkpoint_utils.checkpoint_cfg(state, path)
-    saved_task = saved_cfg.task._name if saved_cfg.get("task") else None
     if "bpe_dir" not in overrides:  # the saved path may be another machine's: use the repository's vocabulary
-        bert = saved_task is not None and saved_cfg.task.get("bpe") == "bert"
+        bert = saved_cfg.get("task") is not None and saved_cfg.task.get("bpe") == "bert"
         overrides["bpe_dir"] = BERT_CN_DIR if bert else BPE_DIR
         checkpoint_utils.apply_arg_overrides(state, {"bpe_dir": overrides["bpe_dir"]})
-    task_name = task_name or saved_task
-    if task_name is None:
-        raise PredictionError(f"{path} holds no task configuration (e.g. a converted checkpoint): "
-                              "name the task, e.g. --task caption")
-    if saved_task is None or task_name != saved_task:
-        if not zero_shot:
-            held = f"a '{saved_task}' checkpoint" if saved_task else "a checkpoint without a task configuration"
-            raise PredictionError(f"{path} is {held}: use --zero-shot to run it as '{task_name}'")
-    if task_name not in ROW_BUILDERS:
-        raise PredictionError(f"predict.py does not support task '{task_name}' "
-                              f"(supported: {', '.join(sorted(ROW_BUILDERS))})")
-    task = tasks.setup_task(OmegaConf.create({"_name": task_name, **overrides})) if zero_shot else None
-    models, _, task = load_model_ensemble_and_task([path], arg_overrides=overrides, task=task, state=state)
-    task.zero_shot = zero_shot  # before the generator is built: it reads the task's zero-shot rules
+    name = task_name or (saved_cfg.task._name if saved_cfg.get("task") else None)
+    if name is not None and name not in prediction_tasks():
+        raise PredictionError(f"predict.py does not support task '{name}' "
+                              f"(supported: {', '.join(prediction_tasks())})")
+    try:
+        models, _, task = load_for_inference([path], task_name, overrides, zero_shot, state=state)
+    except TaskMismatchError as err:
+        raise PredictionError(str(err)) from None
     return models, task
 
 
@@ -206,7 +113,7 @@ class OFAPredictor:
         self.generator = task.build_generator(models, generation)
         self.dataset = task.dataset_cls("test", None, task.bpe, task.src_dict, task.tgt_dict,
                                         **task.dataset_kwargs("test"))
-        self._warned_no_premise = False
+        self._notices: set[str] = set()
 
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, task: str | None = None, model_overrides: dict | None = None,
@@ -217,13 +124,15 @@ class OFAPredictor:
         VQA decodes by beam search over the answer set unless ``all_candidates`` (score every answer)."""
         overrides = dict(model_overrides or {})
         models, loaded_task = load_models_and_task(str(path), task, overrides, zero_shot)
-        if loaded_task.cfg._name == "vqa_gen":
-            set_vqa_inference(loaded_task, "allcand" if all_candidates else "beamsearch")
+        try:
+            loaded_task.set_inference_type("allcand" if all_candidates else "beamsearch")
+        except ValueError as err:
+            raise PredictionError(str(err)) from None
         unknown = set(generation) - set(FAIRSEQ_GENERATION_DEFAULTS)
         if unknown:
             raise PredictionError(f"unknown generation option(s): {', '.join(sorted(unknown))} "
                                   f"(known: {', '.join(sorted(FAIRSEQ_GENERATION_DEFAULTS))})")
-        options = {**FAIRSEQ_GENERATION_DEFAULTS, **GENERATION_DEFAULTS.get(loaded_task.cfg._name, {}),
+        options = {**FAIRSEQ_GENERATION_DEFAULTS, **loaded_task.generation_defaults,
                    **{k: v for k, v in generation.items() if v is not None}}
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         return cls(models, loaded_task, Namespace(**options), device=device, zero_shot=zero_shot,
@@ -233,42 +142,42 @@ class OFAPredictor:
 
     def sample(self, requests: Sequence[Request], first_index: int = 0) -> dict:
         """Collate ``requests`` into a batch through the task's dataset code."""
-        build = ROW_BUILDERS[self.task_name]
+        task = self.task
         samples = []
         for i, request in enumerate(requests):
-            if request.text and self.task_name in TEXTLESS_TASKS or request.premise and self.task_name != "snli_ve":
+            if request.text and task.request_text is None or request.premise and not task.request_premise:
                 raise PredictionError(f"task {self.task_name} takes no {'text' if request.text else 'premise'} "
                                       f"(given for {request.name}); --instruction gives a free prompt")
-            if self.task_name == "snli_ve" and not request.premise and self.task.cfg.get("add_caption") \
-                    and not self._warned_no_premise:
-                self._warned_no_premise = True  # once: a folder of images would repeat it per image
-                logger.warning("this snli_ve model was trained with --add-caption (a premise before the hypothesis) "
-                               "and no premise is given: the prompt lacks it (pass premise=... / --premise)")
-            fields = build(self.task, str(first_index + i), image_base64(request.image), request)
+            notice = task.request_notice(request)
+            if notice and notice not in self._notices:
+                self._notices.add(notice)  # once: a folder of images would repeat it per image
+                logger.warning(notice)
+            if request.instruction and not task.request_instruction:
+                raise PredictionError("an instruction replaces the caption task's prompt: run it with task "
+                                      "'caption' (zero_shot=True / --zero-shot for other checkpoints)")
+            try:
+                fields = task.request_row(str(first_index + i), image_base64(request.image), request)
+            except ValueError as err:
+                raise PredictionError(f"{request.name}: {err}") from None
             try:
                 item = self.dataset.sample_from_fields(first_index + i, fields, request.name)
             except RowError as err:
                 raise PredictionError(f"{request.name}: {err.reason}") from None
             if request.instruction:
-                if self.task_name != "caption":
-                    raise PredictionError("an instruction replaces the caption task's prompt: run it with task "
-                                          "'caption' (zero_shot=True / --zero-shot for other checkpoints)")
                 item["source"] = self.dataset.encode_text(" " + request.instruction.strip(), append_bos=True,
                                                           append_eos=True)
             samples.append(item)
         return self.dataset.collater(samples)
 
     def predict_batch(self, requests: Sequence[Request], first_index: int = 0) -> list[dict]:
-        """One output dict per request (see :func:`output_of`)."""
+        """One output dict per request (the task's :meth:`~tasks.ofa_task.OFATask.prediction_output`)."""
         sample = self.sample(requests, first_index)
         if self.device.type != "cpu":
             from fairseq import utils as fairseq_utils
             sample = fairseq_utils.move_to_cuda(sample, self.device)
-        with torch.no_grad():  # VQA decodes as task.cfg.val_inference_type says
+        with torch.no_grad():
             results, _ = self.task.eval_step(self.generator, self.models, sample)
-        outputs = [output_of(self.task_name, result) for result in results]
-        # a free instruction's output is text, not a caption
-        return [{"text": out["caption"]} if request.instruction else out for request, out in zip(requests, outputs)]
+        return [self.task.prediction_output(result, request) for result, request in zip(results, requests)]
 
     def predict(self, requests: Iterable[Request | dict], progress: Callable | None = None) -> Iterable[dict]:
         """Outputs of ``requests`` in order, ``batch_size`` at a time; ``progress(n)`` after each batch. A request
@@ -319,13 +228,3 @@ class OFAPredictor:
     def classify(self, image: ImageInput) -> str:
         """The class label of ``image``."""
         return self._one("image_classify", Request(image))["label"]
-
-
-def set_vqa_inference(task, inference_type: str) -> None:
-    """Switch a VQA task between beam search over the answer trie and scoring every candidate (``allcand``)."""
-    if inference_type == "allcand":
-        if task.constraint_trie is None:
-            raise PredictionError("this VQA model was trained without a closed answer set "
-                                  "(--unconstrained-training): it cannot score all candidates")
-    with open_dict(task.cfg):
-        task.cfg.val_inference_type = inference_type

@@ -34,14 +34,34 @@ class DemoTask:
 
     task: str
     folder: str
-    metric: str
     train_cols: str
     eval_cols: str
     train_flags: list[str] = field(default_factory=list)
-    eval_flags: list[str] = field(default_factory=list)
+    eval_flags: list[str] = field(default_factory=list)  #: beyond the task's generation defaults
     overrides: dict = field(default_factory=dict)
     max_update: int = 120  #: the update budget (--max-update overrides it for every task)
     lr: float = 5e-4
+
+    @property
+    def task_class(self):
+        from fairseq.tasks import TASK_REGISTRY
+
+        from tasks.loading import register_ofa_components
+
+        register_ofa_components()
+        return TASK_REGISTRY[self.task]
+
+    @property
+    def metric(self) -> str:
+        return self.task_class.metric_name
+
+    def generation_flags(self) -> list[str]:
+        """The generation flags of the task's evaluate script (its ``generation_defaults``), then ``eval_flags``."""
+        flags = []
+        for name, value in self.task_class.generation_defaults.items():
+            flag = "--" + name.replace("_", "-")
+            flags += [flag] if value is True else [flag, str(value)]
+        return flags + self.eval_flags
 
 
 def bin_range(num_bins: int) -> str:
@@ -59,25 +79,22 @@ def demo_tasks(data: Path, image_size: int, pretrained: bool = False) -> dict[st
     vqa_labels = str(data / "vqa" / "trainval_ans2label.pkl")
     return {
         "caption": DemoTask(
-            "caption", "caption", "cider", "0,4,2", "1,4,2",
+            "caption", "caption", "0,4,2", "1,4,2",
             train_flags=["--max-tgt-length", "20"],
-            eval_flags=["--beam", "5", "--max-len-b", "16", "--no-repeat-ngram-size", "3"],
             overrides={"eval_cider": False, "skip_coco_scores": True}),  # CIDEr-D, as validation reports it
         "refcoco": DemoTask(
-            "refcoco", "refcoco", "score", "0,4,2,3", "0,4,2,3",
+            "refcoco", "refcoco", "0,4,2,3", "0,4,2,3",
             # from scratch, coordinates relative to the resized image in 32 bins (3 px at 96 px) instead of the
             # original's 1000 relative to 512 px: each bin token is learned on its own, and 1000 of them get too
             # few examples in the budget; the loss and the generator see only the <bin_i> tokens
             train_flags=["--max-image-size", str(max_image_size), "--num-bins", str(num_bins),
                          "--constraint-range", bin_range(num_bins)],
-            eval_flags=["--beam", "5", "--min-len", "4", "--max-len-a", "0", "--max-len-b", "4",
-                        "--no-repeat-ngram-size", "3"],
             max_update=150, lr=1e-3),
         "vqa": DemoTask(
-            "vqa_gen", "vqa", "vqa_score", "0,5,2,3,4", "0,5,2,3,4",
+            "vqa_gen", "vqa", "0,5,2,3,4", "0,5,2,3,4",
             train_flags=["--ans2label-file", vqa_labels, "--prompt-type", "prev_output", "--add-object",
                          "--max-object-length", "10", "--max-tgt-length", "10"],
-            eval_flags=["--beam-search-vqa-eval", "--beam", "5", "--unnormalized"],
+            eval_flags=["--beam-search-vqa-eval"],
             overrides={"ans2label_file": vqa_labels}, max_update=100),
     }
 
@@ -173,7 +190,7 @@ def evaluate(spec: DemoTask, data: Path, checkpoint: Path, results: Path, args) 
     overrides = {"bpe_dir": str(REPO / "utils" / "BPE"), "selected_cols": spec.eval_cols, **spec.overrides}
     cmd = [sys.executable, "evaluate.py", str(test), "--path", str(checkpoint), "--user-dir", ".",
            "--task", spec.task, "--batch-size", "16", "--gen-subset", "test", "--results-path", str(results),
-           "--seed", "7", "--cpu", "--num-workers", "0", "--model-overrides", repr(overrides), *spec.eval_flags]
+           "--seed", "7", "--cpu", "--num-workers", "0", "--model-overrides", repr(overrides), *spec.generation_flags()]
     run(cmd, args.output / "logs" / f"{spec.folder}_{results.name}_eval.log",
         f"{spec.folder}: beam-search evaluation of the {results.name} model on the test split", args)
     return json.loads((results / "test_metrics.json").read_text())
@@ -219,7 +236,7 @@ def draw_demo_png(names: list[str], specs: dict[str, DemoTask], args, path: Path
 
     from PIL import Image
 
-    from data.ofa_dataset import _base64_bytes
+    from data.images import base64_bytes
     from data.mm_data.vqa_gen_dataset import parse_answers
     from inference import OFAPredictor, Request
     from inference.draw import describe, draw_prediction
@@ -233,12 +250,12 @@ def draw_demo_png(names: list[str], specs: dict[str, DemoTask], args, path: Path
         row_cells = []
         for row in _rows(args.data / spec.folder / "test.tsv")[:per_task]:
             if name == "caption":
-                request, truth, box = Request(_base64_bytes(row[4])), row[2].split("&&")[0], None
+                request, truth, box = Request(base64_bytes(row[4])), row[2].split("&&")[0], None
             elif name == "vqa":
                 answers = parse_answers(row[3])
-                request, truth, box = Request(_base64_bytes(row[5]), row[2]), max(answers, key=answers.get), None
+                request, truth, box = Request(base64_bytes(row[5]), row[2]), max(answers, key=answers.get), None
             else:
-                request, truth, box = Request(_base64_bytes(row[4]), row[2]), row[2], row[3].split(",")
+                request, truth, box = Request(base64_bytes(row[4]), row[2]), row[2], row[3].split(",")
             output = predictor.predict_batch([request])[0]
             with Image.open(BytesIO(request.image)) as image:
                 question = f"{row[2]} " if name == "vqa" else ""

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from torchvision import transforms
 
-from data.ofa_dataset import decode_base64_image
+from data.images import decode_base64_image
 from data.file_dataset import FileDataset
 from models.vqgan import load_vqgan
 

@@ -17,7 +17,6 @@ def register_ofa_components() -> None:
     use_polynomial_decay_with_warmup_ratio()
 
 
-
 def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[Dict[str, Any]] = None, task=None,
                                  strict: bool = True, suffix: str = "", state: Optional[dict] = None):
     """Models, config and task from checkpoints, as fairseq's function of that name (without model sharding).
@@ -47,3 +46,49 @@ def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[D
         ensemble.append(model)
         state = None
     return ensemble, cfg, task
+
+
+def prediction_tasks() -> list[str]:
+    """Names of the registered tasks that make rows from prediction requests (``OFATask.predicts``)."""
+    from fairseq.tasks import TASK_REGISTRY
+
+    from tasks.ofa_task import OFATask
+
+    register_ofa_components()
+    return sorted(name for name, cls in TASK_REGISTRY.items() if issubclass(cls, OFATask) and cls.predicts())
+
+
+class TaskMismatchError(ValueError):
+    """The task asked for is not the checkpoint's (or it holds none) and zero-shot use was not asked for."""
+
+
+def load_for_inference(paths: List[str], task_name: Optional[str], overrides: Dict[str, Any], zero_shot: bool,
+                       task_cfg=None, state: Optional[dict] = None):
+    """Models, config and task for evaluation or prediction (evaluate.py, the predictor).
+
+    The task is the checkpoint's (``task_name`` defaults to it and must match it) unless ``zero_shot``: then it
+    is built from ``task_cfg`` (default: ``task_name`` with ``overrides``) and runs the checkpoint's weights.
+    ``state`` is the first checkpoint, already loaded with ``overrides``.
+    """
+    from fairseq import tasks as fairseq_tasks
+    from omegaconf import OmegaConf
+
+    register_ofa_components()
+    state = state if state is not None else load_checkpoint_to_cpu(paths[0], overrides)
+    saved_cfg = checkpoint_cfg(state, paths[0])
+    saved_task = saved_cfg.task._name if saved_cfg.get("task") else None
+    task_name = task_name or saved_task
+    if task_name is None:
+        raise TaskMismatchError(f"{paths[0]} holds no task configuration (e.g. a converted checkpoint): "
+                                "name the task, e.g. --task caption")
+    if task_name != saved_task and not zero_shot:
+        held = f"a '{saved_task}' checkpoint" if saved_task else "a checkpoint without a task configuration"
+        other = f" (or --task {saved_task})" if saved_task else ""
+        raise TaskMismatchError(f"{paths[0]} is {held}: use --zero-shot to run it as '{task_name}'{other}")
+    task = None
+    if zero_shot:
+        task = fairseq_tasks.setup_task(task_cfg or OmegaConf.create({"_name": task_name, **overrides}))
+    models, saved_cfg, task = load_model_ensemble_and_task(
+        paths, arg_overrides=overrides, task=task, state=state if len(paths) == 1 else None)
+    task.zero_shot = zero_shot  # before a generator is built: it reads the task's zero-shot rules
+    return models, saved_cfg, task

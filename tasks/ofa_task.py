@@ -7,7 +7,7 @@ import math
 import os
 from argparse import Namespace
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Any, ClassVar, Optional
 
 import torch
 from fairseq.data import FairseqDataset, iterators
@@ -18,7 +18,8 @@ from fairseq.tasks import FairseqTask, register_task
 from omegaconf import DictConfig
 
 from data.bert_bpe import BERT_CN_DIR, BertBPE
-from data.ofa_dataset import DEFAULT_MAX_IMAGE_PIXELS, OFADataset
+from data.images import DEFAULT_MAX_IMAGE_PIXELS
+from data.ofa_dataset import OFADataset
 from data.dictionary import BPE_DIR, VocabLayout, load_ofa_dictionary
 from data.file_dataset import FileDataset
 from tasks.evaluation import encode
@@ -124,6 +125,11 @@ class PromptConfig(FairseqDataclass):
 
 
 BPE_NAMES = (None, "gpt2", "bert")
+#: fairseq's generation defaults, under the names of its generation options
+FAIRSEQ_GENERATION_DEFAULTS: dict[str, Any] = {
+    "beam": 5, "max_len_a": 0, "max_len_b": 200, "min_len": 1, "no_repeat_ngram_size": 0, "lenpen": 1.0,
+    "unnormalized": False, "temperature": 1.0,
+}
 
 
 def resolve_bpe_dir(cfg) -> str:
@@ -138,6 +144,10 @@ class OFATask(FairseqTask):
     """Base task; a subclass names its ``dataset_cls`` and adds its options in :meth:`dataset_kwargs`."""
 
     dataset_cls: type[OFADataset] | None = None
+    #: the generation flags of the task's run_scripts/<task>/evaluate_*.sh (fairseq's defaults elsewhere)
+    generation_defaults: ClassVar[dict[str, Any]] = {}
+    #: (ModelScope task and pipeline name, its gen_type: ``generation`` or ``traverse`` the candidates), if any
+    modelscope_pipeline: ClassVar[tuple[str, str] | None] = None
 
     def __init__(self, cfg: OFAConfig, src_dict, tgt_dict):
         super().__init__(cfg)
@@ -238,27 +248,13 @@ class OFATask(FairseqTask):
     # ---- candidate answers ------------------------------------------------------------------------------------
 
     def load_ans2label(self) -> dict:
-        """``ans2label_file`` if given, else the JSON of ``ans2label_dict``: answer -> label.
-
-        The file is a pickle (read without executing code) or, when it ends in ``.json``, JSON; either holds
-        an answer -> label dict or a list of answers (labelled by position).
-        """
+        """``ans2label_file`` if given (see :func:`read_answers_file`), else the JSON of ``ans2label_dict``."""
         path = getattr(self.cfg, "ans2label_file", None)
         if not path:
             return json.loads(self.cfg.ans2label_dict)
         if not os.path.isfile(path):
             raise TaskFileNotFound("ans2label_file", path)
-        if path.endswith(".json"):
-            with open(path, encoding="utf-8") as f:
-                answers = json.load(f)
-        else:
-            answers = load_pickle(path, "--ans2label-file")
-        if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
-            return {answer: label for label, answer in enumerate(answers)}
-        if isinstance(answers, dict) and all(isinstance(a, str) for a in answers):
-            return answers
-        raise ValueError(f"--ans2label-file {path}: expected a dict answer -> label or a list of answers, "
-                         f"got {type(answers).__name__}")
+        return read_answers_file(path, "--ans2label-file")
 
     def encode_answer(self, answer: str) -> torch.Tensor:
         return self.tgt_dict.encode_line(self.bpe.encode(" " + answer), add_if_not_exist=False,
@@ -381,9 +377,20 @@ class OFATask(FairseqTask):
     def valid_metrics(self, sample, model) -> dict:
         """``_<metric>_sum``/``_<metric>_cnt`` of one valid batch, from :meth:`eval_step`."""
         results, scores = self.eval_step(getattr(self, "sequence_generator", None), [model], sample)
+        if getattr(self.cfg, "eval_print_samples", False) and results:
+            hypothesis, reference = self.example_of(results, sample)
+            logger.info("example hypothesis: %s", hypothesis)
+            if reference is not None:
+                logger.info("example reference: %s", reference)
         if scores is None:
             scores = self.sample_scores(results, sample)
         return {f"_{self.metric_name}_sum": float(sum(scores)), f"_{self.metric_name}_cnt": len(scores)}
+
+    def example_of(self, results: list[dict], sample: dict) -> tuple[Any, Any]:
+        """The first sample's hypothesis and reference (None: not in the results), as ``--eval-print-samples``
+        logs them at each validation batch."""
+        first = results[0]
+        return first.get("hyp", first), first.get("ref")
 
     def sample_scores(self, results: list, sample: dict) -> list:
         """Per-sample validation scores of tasks whose evaluation step leaves them to the corpus (caption, gigaword)."""
@@ -402,6 +409,69 @@ class OFATask(FairseqTask):
             metrics.log_derived(name, lambda meters: round(
                 float(meters[f"_{name}_sum"].sum / meters[f"_{name}_cnt"].sum), 4))
 
+    # ---- TSV files (dataset/builders.py) -----------------------------------------------------------------------
+
+    #: the ``--selected-cols`` of the original's TSV layout, which dataset/builders.py writes
+    tsv_columns: ClassVar[str | None] = None
+    #: the keys (besides ``image``) of a JSON-lines annotation the task builds rows from (empty: none)
+    annotation_keys: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def rows_of_annotation(cls, item: dict, uid: str, image: str, split: str,
+                           labels: dict[str, int]) -> list[list[str]]:
+        """The TSV rows of one JSON-lines annotation ``item`` (``image``: its base64; ``labels``: class names
+        numbered in order of appearance, for tasks that number them)."""
+        raise NotImplementedError(f"{cls.__name__} builds no rows from annotations")
+
+    # ---- converted model folders (tasks/hf_folder.py) ----------------------------------------------------------
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg: dict, beam_search: dict, answers: Optional[dict]) -> str:
+        """ModelScope's ``gen_type`` for a checkpoint of the task (trained with ``task_cfg``; ``answers``: its
+        closed answer set or None), after adapting its generator arguments ``beam_search`` in place."""
+        return cls.modelscope_pipeline[1]
+
+    # ---- prediction (inference.OFAPredictor): a request in, a JSON line out -----------------------------------
+
+    #: what a prediction request's text is to the task, for messages (None: the task takes no text)
+    request_text: ClassVar[str | None] = None
+    #: whether a request may carry a text premise besides its text
+    request_premise: ClassVar[bool] = False
+    #: whether a request may replace the task's prompt by a free instruction
+    request_instruction: ClassVar[bool] = False
+
+    @classmethod
+    def predicts(cls) -> bool:
+        """Whether the task turns prediction requests into rows (it defines :meth:`request_row`)."""
+        return cls.request_row is not OFATask.request_row
+
+    def request_row(self, uid: str, image: str, request) -> list[str]:
+        """The selected columns of the TSV row a prediction request stands for (``image``: its base64);
+        ``ValueError`` when the request lacks what the task needs."""
+        raise NotImplementedError(f"task '{self.cfg._name}' makes no rows from prediction requests")
+
+    def prediction_output(self, result: dict, request) -> dict:
+        """The JSON-line fields of one :meth:`eval_step` result for ``request``."""
+        raise NotImplementedError(f"task '{self.cfg._name}' has no prediction output")
+
+    def request_notice(self, request) -> Optional[str]:
+        """A warning about a valid request whose prediction may disappoint (None: nothing to say)."""
+        return None
+
+    def text_of(self, request) -> str:
+        """The request's text, which the task needs."""
+        if not request.text:
+            raise ValueError(f"task {self.cfg._name} needs {self.request_text}")
+        return request.text
+
+    def any_candidate_answer(self) -> str:
+        """An answer of the closed set: rows built from requests need a training target, which prediction ignores."""
+        return self.index2ans[0] if getattr(self, "index2ans", None) else "yes"
+
+    def set_inference_type(self, kind: str) -> None:
+        """How tasks with a choice of decodings decode at evaluation and prediction (VQA: ``beamsearch`` over
+        the answer set or ``allcand`` scoring); the others decode one way and ignore it."""
+
     def max_positions(self):
         return self.cfg.max_source_positions, self.cfg.max_target_positions
 
@@ -412,3 +482,21 @@ class OFATask(FairseqTask):
     @property
     def target_dictionary(self):
         return self.tgt_dict
+
+
+def read_answers_file(path: str, what: str) -> dict:
+    """An answer file as ``{answer: label}``: a pickle (read without executing code) or, when ``path`` ends in
+    ``.json``, JSON; either holds an answer -> label dict or a list of answers (labelled by position)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} {path} does not exist")
+    if path.endswith(".json"):
+        with open(path, encoding="utf-8") as f:
+            answers = json.load(f)
+    else:
+        answers = load_pickle(path, what)
+    if isinstance(answers, list) and all(isinstance(a, str) for a in answers):
+        return {answer: label for label, answer in enumerate(answers)}
+    if isinstance(answers, dict) and all(isinstance(a, str) for a in answers):
+        return answers
+    raise ValueError(f"{what} {path}: expected a dict answer -> label or a list of answers, "
+                     f"got {type(answers).__name__}")

@@ -157,7 +157,7 @@ def test_task_checkpoint_mismatch_is_a_one_line_error(e2e, e2e_checkpoint, tmp_p
     args = _caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv")
     args[args.index("--task=caption")] = "--task=refcoco"
     message = _in_process_error(args)
-    assert "'caption' checkpoint" in message and "--task is 'refcoco'" in message
+    assert "'caption' checkpoint: use --zero-shot to run it as 'refcoco' (or --task caption)" in message
 
 
 def test_tsv_with_wrong_columns_is_a_one_line_error(e2e_checkpoint, tmp_path):

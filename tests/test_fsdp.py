@@ -170,7 +170,7 @@ def overflow_on_one_rank() -> None:
     from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    from trainer import clip_sharded_grad_norm_, local_tensor
+    from training.fsdp import clip_sharded_grad_norm_, local_tensor
     from utils import precision
 
     dist.init_process_group("gloo")
@@ -294,7 +294,7 @@ def training_cfg(*flags: str):
 
 
 def test_precision_flags_map_to_the_fsdp_policy():
-    from trainer import fsdp_mixed_precision
+    from training.fsdp import fsdp_mixed_precision
 
     for flags in ((), ("--amp",)):  # --amp: fp32 weights gathered, the forward autocast as without FSDP
         policy = fsdp_mixed_precision(training_cfg(*flags))
@@ -308,7 +308,8 @@ def test_precision_flags_map_to_the_fsdp_policy():
 def test_fully_sharded_fp16_without_gpu_is_refused_naming_the_flag(runs):
     from fairseq import tasks
 
-    from trainer import Trainer, TrainingSetupError
+    from trainer import Trainer
+    from training.precision import TrainingSetupError
     from utils.checkpoint_utils import load_checkpoint_to_cpu
 
     cfg = load_checkpoint_to_cpu(str(runs["fsdp_dir"] / "checkpoint_last.pt"))["cfg"]
@@ -341,7 +342,8 @@ def test_fp16_under_fsdp_on_cuda(runs, tmp_path):
     (("--distributed-world-size", "2", "--zero-sharding", "os"), "--zero-sharding is not supported"),
 ])
 def test_unsupported_fully_sharded_options_are_named(flags, message):
-    from trainer import TrainingSetupError, check_fully_sharded_supported
+    from training.fsdp import check_fully_sharded_supported
+    from training.precision import TrainingSetupError
 
     with pytest.raises(TrainingSetupError, match=message):
         check_fully_sharded_supported(training_cfg(*flags))
@@ -365,7 +367,7 @@ def plain_and_sharded(mesh, mp_policy, **options):
     import copy
 
     from models.ofa import build_ofa_model
-    from trainer import shard_model
+    from training.fsdp import shard_model
 
     torch.manual_seed(0)
     plain = build_ofa_model("ofa_tiny", encoder_embed_dim=64, decoder_embed_dim=64, encoder_ffn_embed_dim=128,
@@ -405,7 +407,7 @@ def test_sharded_units_train_like_the_plain_model(options, one_rank_mesh):
     from torch.distributed.fsdp import MixedPrecisionPolicy
     from torch.distributed.tensor import DTensor
 
-    from trainer import clip_sharded_grad_norm_, fsdp_units
+    from training.fsdp import clip_sharded_grad_norm_, fsdp_units
 
     plain, sharded = plain_and_sharded(one_rank_mesh, MixedPrecisionPolicy(), **options)
     assert len(fsdp_units(sharded)) == 1 + 2 + 2 and all(isinstance(p, DTensor) for p in sharded.parameters())
@@ -430,7 +432,7 @@ def test_bf16_policy_computes_in_bfloat16_on_fp32_shards(one_rank_mesh):
     gradients stay fp32 and the gradients point where the fp32 model's do."""
     import torch.nn.functional as F
 
-    from trainer import fsdp_mixed_precision
+    from training.fsdp import fsdp_mixed_precision
 
     plain, sharded = plain_and_sharded(one_rank_mesh, fsdp_mixed_precision(training_cfg("--bf16")))
     reference, logits = forward_backward(plain), forward_backward(sharded)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.ofa_dataset import _base64_bytes
+from data.images import base64_bytes
 from test_evaluate import _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
 
 REPO = Path(__file__).resolve().parents[1]
@@ -17,7 +17,7 @@ def _image_files(tsv: str, image_column: int, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     paths = []
     for i, line in enumerate(tsv.splitlines()):
-        raw = _base64_bytes(line.split("\t")[image_column])
+        raw = base64_bytes(line.split("\t")[image_column])
         suffix = "jpg" if raw.startswith(b"\xff\xd8") else "png"
         path = folder / f"row{i}.{suffix}"
         path.write_bytes(raw)

@@ -449,7 +449,7 @@ def parse_with_entry_point(argv: list[str]) -> str:
 
     entry, args = Path(argv[0]).name, argv[1:]
     if entry == "train.py":
-        from trainer import EMAInitConfig  # train.py's extra checkpoint options
+        from training.ema import EMAInitConfig  # train.py's extra checkpoint options
 
         parser = options.get_training_parser()
         gen_parser_from_dataclass(parser.add_argument_group("checkpoint (OFA)"), EMAInitConfig())

@@ -84,7 +84,7 @@ def test_amp_loss_scale_divides_the_gradients_out_once(caption_data):
 
 
 def test_bf16_training_without_gpu_points_to_amp(caption_data):
-    from trainer import TrainingSetupError
+    from training.precision import TrainingSetupError
 
     with pytest.raises(TrainingSetupError, match="use --amp"):
         build_trainer(caption_data, "--bf16")

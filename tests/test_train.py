@@ -294,7 +294,7 @@ def test_ema_matches_closed_form_and_copies_integer_buffers(fp32):
 
 
 def test_fp16_without_gpu_is_refused():
-    from trainer import TrainingSetupError, check_precision_supported
+    from training.precision import TrainingSetupError, check_precision_supported
 
     cfg = OmegaConf.create({"common": {"cpu": True, "fp16": True, "memory_efficient_fp16": False, "amp": False,
                                        "bf16": False, "memory_efficient_bf16": False}})

@@ -82,7 +82,12 @@ def load_checkpoint_to_cpu(path: str, arg_overrides: Optional[Dict[str, Any]] = 
     ``cfg`` becomes an OmegaConf config that may hold the original's nested ``argparse.Namespace`` model options.
     ``load_on_all_ranks`` is fairseq's signature; local files need no coordination between ranks.
     """
-    state = torch_load_safely(path)
+    return upgrade_checkpoint(torch_load_safely(path), path, arg_overrides)
+
+
+def upgrade_checkpoint(state: Any, path: str, arg_overrides: Optional[Dict[str, Any]] = None) -> dict:
+    """What :func:`load_checkpoint_to_cpu` does after reading ``path``: checks, ``arg_overrides``, fairseq's
+    upgrades; for checkpoint dicts built in memory (a converted model folder)."""
     if not isinstance(state, dict) or "model" not in state:
         found = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise CheckpointError(f"{path}: not a fairseq/OFA checkpoint (no 'model' entry; found {found})")

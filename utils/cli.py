@@ -1,11 +1,23 @@
-"""Command-line parsing shared by train.py and evaluate.py."""
+"""Command-line parsing shared by the entry points (train.py, evaluate.py, predict.py, scripts/)."""
 from __future__ import annotations
 
 import argparse
+import ast
 import sys
 from typing import Callable, Optional
 
 HELP_FLAGS = ("-h", "--help")
+
+
+def parse_dict_literal(text: Optional[str], flag: str) -> dict:
+    """A ``--model-overrides``-style option: a Python dict literal (the original's scripts write ``False``)."""
+    try:
+        value = ast.literal_eval(text or "{}")
+    except (ValueError, SyntaxError) as err:
+        raise ValueError(f"{flag} is not a Python dict literal: {text!r} ({err})") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"{flag} must be a dict, got {type(value).__name__}: {text!r}")
+    return value
 
 
 def parse_args_and_arch(parser: argparse.ArgumentParser, argv: Optional[list[str]] = None,

@@ -49,6 +49,12 @@ def configure_logging(verbose: bool = False, console_level: int = logging.WARNIN
     quiet_third_party(verbose)
 
 
+def log_to_stdout() -> None:
+    """fairseq's console format on stdout, at ``LOGLEVEL`` (INFO by default), for train.py and evaluate.py."""
+    logging.basicConfig(format=LOG_FORMAT, datefmt=DATE_FORMAT, level=os.environ.get("LOGLEVEL", "INFO").upper(),
+                        stream=sys.stdout)
+
+
 def log_to_file(logger: logging.Logger, title: str, obj, path: str) -> None:
     """Append ``obj`` (a config dump, a model printout) to ``path``; log one line naming the file instead."""
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import torch
 from PIL import Image
 
-from data.ofa_dataset import OFADataset, encode_image_base64
+from data.images import encode_image_base64
+from data.ofa_dataset import OFADataset
 
 
 class ImageGenDataset(OFADataset):

@@ -8,7 +8,8 @@ import zlib
 import numpy as np
 import torch
 
-from data.ofa_dataset import OFADataset, ToNormalizedTensor, normalization
+from data.ofa_dataset import OFADataset
+from data.transforms import ToNormalizedTensor, normalization
 from data.transforms import ocr_resize
 
 PROMPT = " what are the texts on the image?"

@@ -1,8 +1,13 @@
 """VQA rows: question-id, image, question, answers with confidence (``1.0|!+answer&&0.6|!+other``), objects."""
 from __future__ import annotations
 
+import re
+from collections import Counter
+from typing import Sequence
+
 import torch
 
+from data.file_dataset import clean_text
 from data.ofa_dataset import OFADataset, finite_float
 
 
@@ -15,6 +20,26 @@ def parse_answers(text: str) -> dict[str, float]:
             raise ValueError(f"answer {item!r} is not 'confidence|!+answer'")
         answers[answer] = finite_float(confidence)
     return answers
+
+
+_NUMBER_WORDS = {"none": "0", "zero": "0", "one": "1", "two": "2", "three": "3", "four": "4", "five": "5",
+                 "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10"}
+_ARTICLES = {"a", "an", "the"}
+
+
+def normalize_answer(answer: str) -> str:
+    """VQA answer normalisation (after the official evaluation): lower case, no trailing period, number
+    words as digits, no articles."""
+    text = clean_text(answer).lower().rstrip(".")
+    text = re.sub(r"(?<=\D)[,;!?](?=\s|$)", "", text)
+    words = [_NUMBER_WORDS.get(word, word) for word in text.split() if word not in _ARTICLES]
+    return " ".join(words)
+
+
+def answer_scores(answers: Sequence[str]) -> dict[str, float]:
+    """Soft scores of the annotators' answers: min(1, 0.3 * agreeing annotators), as VQA preprocessing does."""
+    return {answer: round(min(1.0, 0.3 * count), 1) for answer, count in Counter(answers).most_common()}
+
 
 
 class VqaGenDataset(OFADataset):

@@ -11,7 +11,8 @@ from PIL import Image
 
 from data import transforms as OT
 from data.file_dataset import FileDataset, TsvRow, split_skipped, with_skipped
-from data.ofa_dataset import OFADataset, ToNormalizedTensor, bins_to_text, finite_float, normalization
+from data.ofa_dataset import OFADataset, bins_to_text, finite_float
+from data.transforms import ToNormalizedTensor, normalization
 from data.pretrain_data.augment import LargeScaleJitter, ObjectCenterCrop, rand_augment, random_hflip, random_resize
 from data.pretrain_data.text_infilling import TextInfilling
 

@@ -99,11 +99,11 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        # channels-last convolutions are faster on CPU (about 1.2x in fp32, 2x in bfloat16) with the same results
-        # up to float rounding; the (B, H*W, C) patch sequence the encoder reads is then a free view
+        # channels-last convolutions are faster on CPU with the same results up to float rounding; the
+        # (B, H*W, C) patch sequence the encoder reads is then a free view
         x = x.contiguous(memory_format=torch.channels_last)
-        # checkpointed block by block, not stage by stage: recomputing a whole stage in backward held all its
-        # activations at once (a 0.6 -> 0.43 GiB peak above the weights for ofa_tiny, batch 8, 256 px)
+        # checkpointed block by block, not stage by stage: recomputing a whole stage in backward would hold all
+        # its activations at once
         x = self.run_block.call(self._stem, self.bn1, x)
         for stage in (self.layer1, self.layer2, self.layer3):
             for block in stage:

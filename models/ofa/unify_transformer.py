@@ -300,7 +300,7 @@ class _LinearOwningWeightGrad(torch.autograd.Function):
     """``F.linear(x, weight)`` (no bias) whose weight gradient is a tensor of its own. ``F.linear`` hands back a
     transposed view, and autograd adds the next gradient of a tied weight (the embedding lookups') out of place
     into a new vocabulary-sized tensor; with this one it adds in place: one V x D buffer less at the peak of an
-    fp32 backward (57 MiB for ofa_tiny). Under autocast the products run in the gradient's dtype, as they do
+    fp32 backward. Under autocast the products run in the gradient's dtype, as they do
     for ``F.linear``, and the weight gradient is cast to the weight's dtype."""
 
     @staticmethod

@@ -6,7 +6,8 @@ import torch
 from fairseq.tasks import register_task
 
 from data.cv_data.image_classify_dataset import ImageClassifyDataset
-from data.ofa_dataset import collate_tokens
+from data.file_dataset import clean_text
+from data.collate import pad_batch
 from tasks.evaluation import encode, sample_ids, score_candidates, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask
 
@@ -22,6 +23,9 @@ class ImageClassifyTask(OFATask):
     top-1 accuracy."""
 
     dataset_cls = ImageClassifyDataset
+    modelscope_pipeline = ("image-classification", "traverse")
+    tsv_columns = "0,2"
+    annotation_keys = ("label",)
     metric_name = "score"
 
     def __init__(self, cfg: ImageClassifyConfig, src_dict, tgt_dict):
@@ -43,8 +47,8 @@ class ImageClassifyTask(OFATask):
             masks = [self.constraint_trie.answer_masks(target, self.vocab.size, bos) for target in targets]
             size = self.cfg.valid_batch_size
             self._label_batches = [
-                (collate_tokens(targets[i:i + size], pad, eos), collate_tokens(prev_outputs[i:i + size], pad, eos),
-                 collate_tokens(masks[i:i + size], pad))
+                (pad_batch(targets[i:i + size], pad), pad_batch(prev_outputs[i:i + size], pad),
+                 pad_batch(masks[i:i + size], pad))
                 for i in range(0, len(targets), size)
             ]
         return self._label_batches
@@ -64,3 +68,15 @@ class ImageClassifyTask(OFATask):
         answers = [self.index2ans[i] for i in torch.cat(candidate_scores, dim=-1).argmax(1).tolist()]
         results = [{"uniq_id": sample_id, "answer": answer} for sample_id, answer in zip(sample_ids(sample), answers)]
         return results, soft_scores(sample, answers)
+
+    def request_row(self, uid, image, request):
+        return [image, self.any_candidate_answer()]
+
+    def prediction_output(self, result, request):
+        return {"label": result["answer"]}
+
+    @classmethod
+    def rows_of_annotation(cls, item, uid, image, split, labels):
+        """``label``, a class name numbered in order of appearance into ``labels`` (1-indexed in the row)."""
+        name = clean_text(item["label"])
+        return [[image, str(labels.setdefault(name, len(labels)) + 1), name]]

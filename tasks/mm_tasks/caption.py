@@ -8,6 +8,7 @@ from fairseq.tasks import register_task
 
 from data.ofa_dataset import strip_punctuation
 from data.mm_data.caption_dataset import CaptionDataset
+from data.file_dataset import clean_text
 from tasks.evaluation import best_tokens, decode_tokens, sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig
 from utils import metrics
@@ -20,7 +21,6 @@ logger = logging.getLogger(__name__)
 class CaptionConfig(OFAConfig, GenerationEvalConfig, ScstConfig):
     eval_bleu: bool = field(default=False, metadata={"help": "evaluation with BLEU scores"})
     eval_cider: bool = field(default=False, metadata={"help": "evaluation with CIDEr scores"})
-    eval_tokenized_bleu: bool = field(default=False, metadata={"help": "compute tokenized BLEU instead of sacrebleu"})
     eval_cider_cached_tokens: Optional[str] = field(
         default=None, metadata={"help": "path to cached cPickle file used to calculate CIDEr scores"}
     )
@@ -34,6 +34,11 @@ class CaptionTask(OFATask):
     """Image captioning (COCO); CIDEr-D at validation with --eval-cider, SCST with --scst."""
 
     dataset_cls = CaptionDataset
+    generation_defaults = {"beam": 5, "max_len_b": 16, "no_repeat_ngram_size": 3}
+    modelscope_pipeline = ("image-captioning", "generation")
+    request_instruction = True
+    tsv_columns = "0,4,2"
+    annotation_keys = ("caption",)
     metric_name = "cider"
     metric_flag = "eval_cider"
     metric_generates = True
@@ -78,6 +83,9 @@ class CaptionTask(OFATask):
             references.append([caption.strip() for caption in self.bpe.decode(text).split("&&") if caption.strip()])
         return references
 
+    def example_of(self, results, sample):
+        return results[0]["caption"], " && ".join(self.sample_references(sample)[0])
+
     def sample_scores(self, results, sample):
         """CIDEr-D of each caption against its references."""
         references = [[strip_punctuation(ref) for ref in refs] for refs in self.sample_references(sample)]
@@ -100,3 +108,19 @@ class CaptionTask(OFATask):
         predictions = {r["result"]["image_id"]: r["result"]["caption"] for r in records}
         return {**scores, **metrics.coco_caption_scores(predictions, {r["result"]["image_id"]: r["references"]
                                                                       for r in records})}
+
+    def request_row(self, uid, image, request):
+        return [uid, image, ""]
+
+    def prediction_output(self, result, request):
+        # a free instruction's output is text, not a caption
+        return {"text" if request.instruction else "caption": result["caption"]}
+
+    @classmethod
+    def rows_of_annotation(cls, item, uid, image, split, labels):
+        """``caption``: one reference or a list; training rows hold one caption each, others all joined by ``&&``."""
+        captions = item["caption"] if isinstance(item["caption"], list) else [item["caption"]]
+        captions = [clean_text(c).replace("&&", "&") for c in captions]
+        if split == "train":
+            return [[f"{uid}_{k}" if len(captions) > 1 else uid, uid, c, "", image] for k, c in enumerate(captions)]
+        return [[uid, uid, "&&".join(captions), "", image]]

@@ -6,7 +6,7 @@ from typing import Optional
 
 from fairseq.tasks import register_task
 
-from data.ofa_dataset import decode_base64_image
+from data.images import decode_base64_image
 from data.mm_data.image_gen_dataset import ImageGenDataset
 from models.text_to_image import TextToImageTools, caption_of_source, save_images
 from tasks.evaluation import sample_ids

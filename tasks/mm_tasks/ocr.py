@@ -27,6 +27,7 @@ class OcrTask(OFATask):
     logs ``acc``: hypothesis equals label after BPE decoding with every space removed."""
 
     dataset_cls = OcrDataset
+    generation_defaults = {"beam": 5, "max_len_b": 64, "no_repeat_ngram_size": 0}
     metric_name = "acc"
     metric_generates = True
 
@@ -57,3 +58,9 @@ class OcrTask(OFATask):
         """``acc`` and ``ned`` (1 - normalised edit distance) over the merged ``{"result": ...}`` records."""
         results = [record["result"] for record in records]
         return ocr_scores([r["hyp"] for r in results], [r["ref"] for r in results]) if results else {}
+
+    def request_row(self, uid, image, request):
+        return [uid, image, ""]
+
+    def prediction_output(self, result, request):
+        return {"text": result["hyp"]}

@@ -4,6 +4,8 @@ from dataclasses import dataclass, field
 import torch
 from fairseq.tasks import register_task
 
+from data.dictionary import VocabLayout, load_ofa_dictionary
+from data.file_dataset import clean_text
 from data.mm_data.refcoco_dataset import RefcocoDataset
 from tasks.evaluation import best_tokens, sample_ids
 from tasks.ofa_task import GenerationEvalConfig, OFAConfig, OFATask, ScstConfig
@@ -27,6 +29,11 @@ class RefcocoTask(OFATask):
     with the reference box), validated with --eval-acc."""
 
     dataset_cls = RefcocoDataset
+    generation_defaults = {"beam": 5, "min_len": 4, "max_len_a": 0, "max_len_b": 4, "no_repeat_ngram_size": 3}
+    modelscope_pipeline = ("visual-grounding", "generation")
+    request_text = "a referring expression (--text)"
+    tsv_columns = "0,4,2,3"
+    annotation_keys = ("text", "box")
     metric_name = "score"
     metric_flag = "eval_acc"
     metric_generates = True
@@ -60,3 +67,30 @@ class RefcocoTask(OFATask):
                                       sample["w_resize_ratios"], sample["h_resize_ratios"])
         results = [{"uniq_id": sample_id, "box": boxes[i].tolist()} for i, sample_id in enumerate(sample_ids(sample))]
         return results, metrics.grounding_hits(boxes, sample["region_coords"]).tolist()
+
+    def example_of(self, results, sample):
+        return results[0]["box"], sample["region_coords"][0].tolist()
+
+    def request_row(self, uid, image, request):
+        # the box column is the target of training; prediction ignores it, so any box inside the image serves
+        return [uid, image, self.text_of(request), "0,0,1,1"]
+
+    def prediction_output(self, result, request):
+        """The box in pixels of the input image."""
+        return {"box": [round(float(v), 2) for v in result["box"]]}
+
+    @classmethod
+    def rows_of_annotation(cls, item, uid, image, split, labels):
+        """``text`` and ``box`` [x0, y0, x1, y1] in pixels."""
+        box = [float(v) for v in item["box"]]
+        if len(box) != 4:
+            raise ValueError("'box' must be [x0, y0, x1, y1]")
+        return [[uid, uid, clean_text(item["text"]), ",".join(f"{v:.2f}" for v in box), image]]
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg, beam_search, answers):
+        # our generator writes only <bin_i> tokens here; ModelScope's does so with gen_box and a constraint range
+        bins = VocabLayout.of(load_ofa_dictionary()).bins  # the ports' layout: 8192 codes, 1000 bins
+        beam_search.setdefault("constraint_range", f"{bins.start},{bins.stop}")
+        beam_search["gen_box"] = True
+        return super().modelscope_settings(task_cfg, beam_search, answers)

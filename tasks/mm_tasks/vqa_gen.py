@@ -1,10 +1,13 @@
 """The ``vqa_gen`` task: its options, dataset and evaluation (VQA score)."""
+import sys
 from dataclasses import dataclass, field
 from typing import Optional
 
 from fairseq.tasks import register_task
 
 from data.mm_data.vqa_gen_dataset import VqaGenDataset
+from data.file_dataset import clean_text
+from data.mm_data.vqa_gen_dataset import answer_scores, normalize_answer
 from tasks.evaluation import best_tokens, decode_tokens, question_id, sample_ids, soft_scores
 from tasks.ofa_task import CandidateAnswerConfig, OFAConfig, OFATask, PromptConfig
 
@@ -38,6 +41,11 @@ class VqaGenTask(OFATask):
     """VQA as generation; answers constrained to ``ans2label`` unless ``--unconstrained-training``."""
 
     dataset_cls = VqaGenDataset
+    generation_defaults = {"beam": 5, "unnormalized": True, "temperature": 1.0}
+    modelscope_pipeline = ("visual-question-answering", "generation")
+    request_text = "a question (--question)"
+    tsv_columns = "0,5,2,3,4"
+    annotation_keys = ("question",)
     metric_name = "vqa_score"
 
     def __init__(self, cfg: VqaGenConfig, src_dict, tgt_dict):
@@ -51,6 +59,9 @@ class VqaGenTask(OFATask):
         if not cfg.unconstrained_training:
             self.ans2label_dict = self.load_ans2label()
             self.build_constraint_trie(self.ans2label_dict.keys())
+        #: ``beamsearch`` after the question prefix or ``allcand`` (score every candidate answer); validation
+        #: decodes as --val-inference-type says, evaluate.py and prediction as they set it
+        self.inference_type = cfg.val_inference_type
 
     def dataset_kwargs(self, split):
         return {**super().dataset_kwargs(split), "max_object_length": self.cfg.max_object_length,
@@ -61,16 +72,22 @@ class VqaGenTask(OFATask):
     def generates_at_validation(self):
         return self.cfg.val_inference_type == "beamsearch"
 
-    def eval_step(self, generator, models, sample, beam_search_vqa_eval: bool | None = None, **kwargs):
-        """Answers and their VQA soft scores: beam search after the question prefix (``beam_search_vqa_eval``,
-        default: ``--val-inference-type beamsearch``), else the best of all candidate answers; under
-        :attr:`zero_shot`, unconstrained beam search without the prefix, as the original's zero-shot step."""
-        if beam_search_vqa_eval is None:
-            beam_search_vqa_eval = self.cfg.val_inference_type == "beamsearch"
+    def set_inference_type(self, kind: str) -> None:
+        if kind not in VAL_INFERENCE_TYPES:
+            raise ValueError(f"unknown VQA inference type {kind!r} (one of {', '.join(VAL_INFERENCE_TYPES)})")
+        if kind == "allcand" and self.constraint_trie is None:
+            raise ValueError("this VQA model was trained without a closed answer set (--unconstrained-training): "
+                             "it cannot score all candidates")
+        self.inference_type = kind
+
+    def eval_step(self, generator, models, sample, **kwargs):
+        """Answers and their VQA soft scores: beam search after the question prefix (:attr:`inference_type`
+        ``beamsearch``), else the best of all candidate answers; under :attr:`zero_shot`, unconstrained beam
+        search without the prefix, as the original's zero-shot step."""
         if self.zero_shot:
             hypos = self.inference_step(generator, models, sample)
             answers = [decode_tokens(self, generator, best_tokens(hypos, i)).strip() for i in range(len(hypos))]
-        elif beam_search_vqa_eval:
+        elif self.inference_type == "beamsearch":
             prefix_tokens = sample["prefix_tokens"]
             hypos = self.inference_step(generator, models, sample, prefix_tokens=prefix_tokens)
             answers = []
@@ -82,3 +99,30 @@ class VqaGenTask(OFATask):
         results = [{"question_id": question_id(sample_id), "answer": answer}
                    for sample_id, answer in zip(sample_ids(sample), answers)]
         return results, soft_scores(sample, answers)
+
+    def request_row(self, uid, image, request):
+        return [uid, image, self.text_of(request), f"1.0|!+{self.any_candidate_answer()}", ""]
+
+    def prediction_output(self, result, request):
+        return {"answer": result["answer"]}
+
+    @classmethod
+    def rows_of_annotation(cls, item, uid, image, split, labels):
+        """``question`` and ``answers`` ({answer: confidence} or a list of annotators' answers) or ``answer``."""
+        answers = item.get("answers") or {item["answer"]: 1.0}
+        if isinstance(answers, list):
+            answers = answer_scores([normalize_answer(a) for a in answers])
+        text = "&&".join(f"{float(s):.1f}|!+{clean_text(a)}" for a, s in answers.items())
+        return [[uid, uid, clean_text(item["question"]), text, "", image]]
+
+    @classmethod
+    def modelscope_settings(cls, task_cfg, beam_search, answers):
+        if task_cfg.get("add_object"):
+            print("warning: the checkpoint was trained with --add-object: ModelScope's VQA pipeline has no detected "
+                  "objects and leaves out the ' object: ...' suffix of its inputs, so its answers can differ from "
+                  "predict.py's", file=sys.stderr)
+        if answers is not None and (task_cfg.get("prompt_type") or "none") != "none":
+            # ModelScope's VQA generation drops the decoder prompt; its traverse mode (our all-candidate scoring)
+            # keeps it
+            return "traverse"
+        return super().modelscope_settings(task_cfg, beam_search, answers)

@@ -1,6 +1,5 @@
 """The ``gigaword`` task: its options, dataset and evaluation (ROUGE)."""
 from dataclasses import dataclass, field
-from typing import Optional
 
 from fairseq.tasks import register_task
 
@@ -13,15 +12,6 @@ from utils import metrics
 @dataclass
 class GigawordConfig(OFAConfig, GenerationEvalConfig):
     eval_rouge: bool = field(default=False, metadata={"help": "evaluation with rouge scores"})
-    eval_detok: str = field(
-        default="space",
-        metadata={"help": "detokenize before computing BLEU or CIDEr (e.g., 'moses'); required if using "
-                          "--eval-bleu or --eval-cider; use 'space' to disable detokenization; see "
-                          "fairseq.data.encoders for other options"},
-    )
-    eval_detok_args: Optional[str] = field(
-        default="{}", metadata={"help": "args for building the tokenizer, if needed, as JSON string"}
-    )
     noise_ratio: float = field(default=0.0, metadata={"help": "noise ratio for prev output"})
 
 

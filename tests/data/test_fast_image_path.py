@@ -9,8 +9,9 @@ import torch
 import torchvision.transforms as T
 from PIL import Image, ImageDraw
 
-from data.ofa_dataset import (_jpeg_header, batch_tensor, decode_base64_image, decode_base64_image_rgb,
-                               patch_resize_transform, stack_batch)
+from data.collate import batch_tensor, stack_batch
+from data.images import _jpeg_header, decode_base64_image, decode_base64_image_rgb
+from data.transforms import patch_resize_transform
 
 LEVEL = 1 / 127.5  # one grey level after OFA's 0.5/0.5 normalisation
 

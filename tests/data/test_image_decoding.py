@@ -7,7 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from data.ofa_dataset import bins_to_text, collate_tokens, decode_base64_image, object_array, quantize
+from data.collate import pad_batch
+from data.images import decode_base64_image
+from data.ofa_dataset import bins_to_text, object_array, quantize
 
 
 def _encoded(mode, format):
@@ -38,8 +40,8 @@ def test_object_array_keeps_ragged_and_equal_lists():
     assert ragged.shape == equal.shape == (2,) and equal[1] == [2, 3]
 
 
-def test_collate_tokens_pads_1d_and_2d():
-    assert collate_tokens([torch.tensor([5, 6, 7]), torch.tensor([8])], 1).tolist() == [[5, 6, 7], [8, 1, 1]]
-    assert collate_tokens([torch.tensor([5, 6]), torch.tensor([8])], 1, left_pad=True).tolist() == [[5, 6], [1, 8]]
-    masks = collate_tokens([torch.zeros(2, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool)], 1)
+def test_pad_batch_pads_1d_and_2d():
+    assert pad_batch([torch.tensor([5, 6, 7]), torch.tensor([8])], 1).tolist() == [[5, 6, 7], [8, 1, 1]]
+    assert pad_batch([torch.tensor([5, 6]), torch.tensor([8])], 1, left_pad=True).tolist() == [[5, 6], [1, 8]]
+    masks = pad_batch([torch.zeros(2, 3, dtype=torch.bool), torch.zeros(1, 3, dtype=torch.bool)], 1)
     assert masks.shape == (2, 2, 3) and masks[1, 1].all() and not masks[0].any()  # pad rows True, as the original

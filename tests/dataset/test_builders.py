@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from dataset import build_tsv, inspect_row
-from dataset.builders import answer_scores, normalize_answer
+from data.mm_data.vqa_gen_dataset import answer_scores, normalize_answer
 
 COLORS = {"red": (220, 20, 20), "green": (20, 200, 20), "blue": (20, 20, 220)}
 
@@ -27,9 +27,9 @@ def _read(path: Path, task: str, split: str = "valid", **options):
     import tasks  # noqa: F401
     from fairseq.tasks import setup_task
 
-    from dataset.builders import SELECTED_COLS
+    from dataset.builders import selected_cols
 
-    task = setup_task(OmegaConf.create({"_name": task, "data": f"{path},{path}", "selected_cols": SELECTED_COLS[task],
+    task = setup_task(OmegaConf.create({"_name": task, "data": f"{path},{path}", "selected_cols": selected_cols(task),
                                         "patch_image_size": 32, **options}))
     task.load_dataset(split)
     return task, task.datasets[split]

@@ -37,7 +37,7 @@ def test_sampling_writes_only_1024_image_codes(image_gen_task, small_ofa_model, 
 
 def test_eval_clip_method_ii_sim_scores_against_the_rows_image(image_gen_task, small_ofa_model, valid_batch):
     """--eval-clip-method ii_sim ranks by similarity to the row's image, not to the caption (ti_sim)."""
-    from data.ofa_dataset import decode_base64_image
+    from data.images import decode_base64_image
 
     code_image_size = 32
     args = argparse.Namespace(beam=2, min_len=16, max_len_a=0, max_len_b=16, sampling_topk=256)

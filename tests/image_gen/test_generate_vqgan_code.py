@@ -3,7 +3,7 @@ import pytest
 import torch
 from PIL import Image
 
-from data.ofa_dataset import encode_image_base64
+from data.images import encode_image_base64
 from models.vqgan import load_vqgan
 from scripts.generate_vqgan_code import encode_file, parse_args, vqgan_transform
 

@@ -175,13 +175,13 @@ def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
     assert scores["task"] == "ocr" and scores["num_samples"] == 4 and {"acc", "ned"} <= set(scores)
 
     # predict.py's API reads the same images from files and writes the same text
-    from data.ofa_dataset import _base64_bytes
+    from data.images import base64_bytes
     from inference import OFAPredictor, Request
 
     images = []
     for i, line in enumerate(data.read_text(encoding="utf-8").splitlines()):
         images.append(folder / f"ocr_{i}.png")
-        images[-1].write_bytes(_base64_bytes(line.split("\t")[1]))
+        images[-1].write_bytes(base64_bytes(line.split("\t")[1]))
     predictor = OFAPredictor.from_checkpoint(folder / "checkpoints" / "checkpoint_best.pt", beam=2, max_len_b=8)
     assert [out["text"] for out in predictor.predict([Request(image) for image in images])] == \
         [p["hyp"] for p in predictions]

@@ -129,3 +129,22 @@ def test_one_metric_name_per_task_as_the_original_scripts_select():
 
     assert {name: TASK_REGISTRY[name].metric_name for name in ORIGINAL_BEST_CHECKPOINT_METRICS} == \
         ORIGINAL_BEST_CHECKPOINT_METRICS
+
+
+@pytest.mark.parametrize("task_name,folder,options", [
+    ("gigaword", "gigaword", {"selected_cols": "0,1", "eval_rouge": True}),
+    ("caption", "caption", {"selected_cols": "0,4,2", "eval_cider": True}),
+])
+def test_eval_print_samples_logs_an_example_per_validation_batch(tiny_data, tmp_path, caplog, task_name, folder,
+                                                                 options):
+    """--eval-print-samples (the original's gigaword script passes it) logs the first hypothesis and reference."""
+    args = {**options, "eval_args": '{"beam": 2, "max_len_b": 8}'}
+    with caplog.at_level("INFO", logger="tasks.ofa_task"):
+        validate(task_name, tiny_data / folder / "valid.tsv", tmp_path, **args)
+    assert "example hypothesis" not in caplog.text
+    with caplog.at_level("INFO", logger="tasks.ofa_task"):
+        validate(task_name, tiny_data / folder / "valid.tsv", tmp_path, eval_print_samples=True, **args)
+    lines = [record.getMessage() for record in caplog.records]
+    assert [line.split(":")[0] for line in lines if line.startswith("example ")] == \
+        ["example hypothesis", "example reference"]
+    assert all(len(line) > len("example reference: ") for line in lines if line.startswith("example reference"))

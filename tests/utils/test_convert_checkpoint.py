@@ -13,14 +13,14 @@ from data.dictionary import load_ofa_dictionary
 from models.ofa import OFAModel, build_ofa_model
 from models.ofa.ofa import ARCH_SIZES, ARCH_SIZES_VIT
 from utils.checkpoint_utils import CheckpointError, load_checkpoint_to_cpu, load_model_state, torch_load_safely
-from scripts.convert_checkpoint import (
+from models.ofa.hf_format import (
     CheckpointLayoutError,
     convert_fairseq_to_hf,
     convert_hf_to_fairseq,
-    main,
     to_fairseq_name,
     to_hf_name,
 )
+from scripts.convert_checkpoint import main
 
 REPO = Path(__file__).resolve().parents[2]
 

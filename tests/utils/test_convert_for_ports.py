@@ -41,11 +41,11 @@ def test_to_hf_writes_tokenizer_and_modelscope_configuration(e2e_caption_checkpo
     assert (task._name, task.patch_image_size, task.max_src_length) == ("caption", 96, 80)
 
     from inference import OFAPredictor
-    from data.ofa_dataset import _base64_bytes
+    from data.images import base64_bytes
 
     row = (shared / "e2e_caption" / "test.tsv").read_text().splitlines()[2].split("\t")
     expected = json.loads((shared / "e2e_caption" / "expected_predict.json").read_text())[2]["caption"]
-    assert OFAPredictor.from_checkpoint(hf).caption(_base64_bytes(row[4])) == expected  # the folder, as it is
+    assert OFAPredictor.from_checkpoint(hf).caption(base64_bytes(row[4])) == expected  # the folder, as it is
 
 
 def test_vqa_answers_travel_in_answer2label(e2e_caption_checkpoint, tmp_path):

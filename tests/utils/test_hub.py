@@ -92,9 +92,9 @@ def test_predict_with_a_released_name_downloads_once_and_resumes(hub_env, e2e_ca
 
 
 def _first_image(shared: Path) -> bytes:
-    from data.ofa_dataset import _base64_bytes
+    from data.images import base64_bytes
 
-    return _base64_bytes((shared / "e2e_caption" / "test.tsv").read_text().splitlines()[0].split("\t")[4])
+    return base64_bytes((shared / "e2e_caption" / "test.tsv").read_text().splitlines()[0].split("\t")[4])
 
 
 def test_partial_file_of_an_earlier_run_is_resumed(hub_env, e2e_caption_checkpoint):
