@@ -11,15 +11,16 @@ every update:
 
 No dropout, frozen BatchNorm: the losses depend on the rows of an update, not on how they are split.
 """
+import os
 import re
+import signal
 import time
 from pathlib import Path
 
 import pytest
 import torch
 
-from conftest import head
-from launch import Launch, losses, process_tree, run, train_command
+from launch import Launch, head, losses, process_tree, run, train_command
 
 EPOCHS = 6
 COMMON = ("--max-epoch", str(EPOCHS), "--disable-validation")
@@ -62,9 +63,6 @@ def chain(tiny, tmp_path_factory):
         result["lock"] = None
     except CheckpointError as err:
         result["lock"] = str(err)
-    import os
-    import signal
-
     os.kill(ranks[1], signal.SIGKILL)
     start = time.monotonic()
     result["killed_returncode"] = killed.finish(timeout=EXIT_BOUND)
