@@ -35,7 +35,8 @@ def sample_ids(sample: dict) -> list:
 def best_tokens(hypos: list, i: int) -> torch.Tensor:
     """Tokens of the best hypothesis of sample ``i``."""
     if not hypos[i]:
-        raise ValueError(f"the generator finished no hypothesis for sample {i} of a batch; raise --max-len-b")
+        raise ValueError(f"the generator finished no hypothesis for sample {i} of a batch; raise --max-len-b "
+                         "(evaluate.py, predict.py) or max_len_b in --eval-args (validation in train.py)")
     return hypos[i][0]["tokens"]
 
 

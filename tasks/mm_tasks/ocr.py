@@ -45,7 +45,8 @@ class OcrTask(OFATask):
         results = []
         for i, sample_id in enumerate(sample_ids(sample)):
             if not hypos[i]:
-                raise ValueError(f"the generator finished no hypothesis for sample {sample_id}; raise --max-len-b")
+                raise ValueError(f"the generator finished no hypothesis for sample {sample_id}; raise "
+                                 "--max-len-b (evaluate.py, predict.py) or max_len_b in --eval-args (train.py)")
             target = fairseq_utils.strip_pad(sample["target"][i], self.tgt_dict.pad())
             results.append({
                 "uniq_id": sample_id,

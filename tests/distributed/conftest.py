@@ -13,8 +13,3 @@ def tiny(tmp_path_factory) -> dict:
     files = make_tiny_dataset(str(folder), seed=0, tasks=["caption", "vqa", "refcoco"], image_size=48)
     return {task: {split: Path(path) for split, path in paths.items()} for task, paths in files.items()}
 
-
-def head(source: Path, rows: int, target: Path) -> Path:
-    """The first ``rows`` rows of ``source`` as ``target``."""
-    target.write_text("".join(source.read_text().splitlines(keepends=True)[:rows]))
-    return target

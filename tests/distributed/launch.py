@@ -74,6 +74,12 @@ def losses(log: str) -> dict:
     return {int(s["num_updates"]): s for s in logged(log, "train_inner")}
 
 
+def head(source: Path, rows: int, target: Path) -> Path:
+    """The first ``rows`` rows of ``source`` as ``target``."""
+    target.write_text("".join(source.read_text().splitlines(keepends=True)[:rows]))
+    return target
+
+
 def with_bad_rows(source: Path, target: Path, task: str, bad: dict) -> str:
     """``source``'s rows written to ``target``, the rows in ``bad`` broken as users break them: ``"base64"``
     (not base64), ``"bytes"`` (base64 of bytes that are no image) or ``"empty"`` (no image at all)."""

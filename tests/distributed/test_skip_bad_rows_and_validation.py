@@ -13,8 +13,7 @@ import re
 
 import pytest
 
-from conftest import head
-from launch import logged, losses, run, train_command, validate_in_process, with_bad_rows
+from launch import head, logged, losses, run, train_command, validate_in_process, with_bad_rows
 
 TRAIN_BAD = {1: "base64", 5: "bytes", 17: "empty", 20: "base64", 21: "bytes", 22: "empty", 23: "base64"}
 VALID_BAD = {2: "bytes"}
@@ -86,8 +85,8 @@ def refcoco_runs(tiny, tmp_path_factory):
     folder = tmp_path_factory.mktemp("refcoco")
     train = head(tiny["refcoco"]["train"], 8, folder / "train.tsv")
     valid = head(tiny["refcoco"]["valid"], 7, folder / "valid.tsv")
-    flags = ("--batch-size", "2", "--max-epoch", "1", "--eval-acc", "--eval-args", '{"beam":2,"min_len":4,"max_len_a":0,"max_len_b":4}',
-             "--best-checkpoint-metric", "score",
+    flags = ("--batch-size", "2", "--max-epoch", "1", "--eval-acc",
+             "--eval-args", '{"beam":2,"min_len":4,"max_len_a":0,"max_len_b":4}', "--best-checkpoint-metric", "score",
              "--maximize-best-checkpoint-metric", "--no-epoch-checkpoints", "--save-interval-updates", "1")
     data, save = f"{train},{valid}", folder / "save"
     two = run(train_command(2, data, save, "refcoco", "--find-unused-parameters", "--max-update", "1", *flags))
