@@ -14,6 +14,7 @@ import math
 import os
 import shutil
 import sys
+from itertools import chain
 from typing import Any, Dict, List, Optional, Tuple
 
 from utils.logging_setup import log_to_file, log_to_stdout, quiet_third_party
@@ -131,8 +132,8 @@ def checkpoint_disk_warning(cfg: DictConfig, checkpoint_bytes: int, batches_per_
 def checkpoint_bytes(cfg: DictConfig, model) -> int:
     """About the size of one checkpoint: the weights and buffers (shared ones once), the EMA copy, Adam's two
     moments of the trained parameters."""
-    storages = {t.untyped_storage().data_ptr(): t.untyped_storage().nbytes() for t in model.state_dict().values()}
-    weights = sum(storages.values())
+    # parameters() and buffers() give a shared tensor once; numel() of a sharded (FSDP) parameter is its whole size
+    weights = sum(t.numel() * t.element_size() for t in chain(model.parameters(), model.buffers()))
     trained = sum(p.numel() * 4 for p in model.parameters() if p.requires_grad)  # fp32 moments
     adam = cfg.optimizer is not None and cfg.optimizer.get("_name") == "adam"
     return weights * (2 if cfg.ema.store_ema else 1) + (2 * trained if adam else 0)
