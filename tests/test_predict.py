@@ -104,3 +104,7 @@ def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
         predict.main(["--path", str(e2e_caption_checkpoint), "--question", "why?", str(not_image)])
     with pytest.raises(SystemExit, match="needs a referring expression"):
         predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])
+    # the supported tasks are those whose class makes rows from requests
+    with pytest.raises(SystemExit, match=r"does not support task 'gigaword' \(supported: caption, image_classify, ocr, "
+                                         r"refcoco, snli_ve, vqa_gen\)"):
+        predict.main(["--path", str(e2e_caption_checkpoint), "--task", "gigaword", "--zero-shot", str(not_image)])

@@ -77,7 +77,7 @@ class VqaGenTask(OFATask):
             raise ValueError(f"unknown VQA inference type {kind!r} (one of {', '.join(VAL_INFERENCE_TYPES)})")
         if kind == "allcand" and self.constraint_trie is None:
             raise ValueError("this VQA model was trained without a closed answer set (--unconstrained-training): "
-                             "it cannot score all candidates")
+                             "it cannot score all candidates; decode answers by beam search instead")
         self.inference_type = kind
 
     def eval_step(self, generator, models, sample, **kwargs):

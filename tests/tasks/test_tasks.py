@@ -223,3 +223,22 @@ def test_epoch_k_trains_on_file_k(make_task, write_tsv):
     task.cfg.data = "only.tsv"
     with pytest.raises(ValueError, match="training needs train file"):
         task.data_path("train")
+
+
+def test_the_front_doors_ask_the_task_classes():
+    """predict.py, dataset/build_tsv.py and the converter list no tasks of their own: the task classes say."""
+    import tasks  # noqa: F401
+    from fairseq.tasks import TASK_REGISTRY
+
+    from dataset.builders import annotation_tasks, selected_cols
+    from tasks.loading import prediction_tasks
+
+    assert prediction_tasks() == ["caption", "image_classify", "ocr", "refcoco", "snli_ve", "vqa_gen"]
+    assert annotation_tasks() == ["caption", "image_classify", "refcoco", "snli_ve", "vqa_gen"]
+    assert [selected_cols(name) for name in annotation_tasks()] == ["0,4,2", "0,2", "0,4,2,3", "0,2,3,4,5",
+                                                                    "0,5,2,3,4"]
+    modelscope = {name: cls.modelscope_pipeline[0] for name, cls in TASK_REGISTRY.items()
+                  if getattr(cls, "modelscope_pipeline", None)}
+    assert modelscope == {"caption": "image-captioning", "refcoco": "visual-grounding",
+                          "vqa_gen": "visual-question-answering", "snli_ve": "visual-entailment",
+                          "image_classify": "image-classification"}
