@@ -23,7 +23,6 @@ from predict import add_model_arguments, load_predictor
 
 WEB_DIR = Path(__file__).resolve().parent / "inference" / "web"
 #: the text field each task needs, as the page labels it (other tasks take an image only)
-TEXT_FIELDS = {"vqa_gen": "Question", "refcoco": "Referring expression", "snli_ve": "Hypothesis"}
 logger = logging.getLogger("ofa.serve")
 
 
@@ -130,6 +129,7 @@ def build_app(predictor, max_upload_bytes: int = 20 * 2**20, max_pixels: int = 4
 
     app = FastAPI(title="OFA", lifespan=lifespan)
     task = predictor.task_name
+    task_class = type(predictor.task)
 
     def error(status: int, message: str) -> JSONResponse:
         return JSONResponse({"error": message}, status_code=status)
@@ -144,7 +144,7 @@ def build_app(predictor, max_upload_bytes: int = 20 * 2**20, max_pixels: int = 4
 
     @app.get("/info")
     async def info():
-        return {"task": task, "text": TEXT_FIELDS.get(task), "premise": task == "snli_ve",
+        return {"task": task, "text": task_class.request_label, "premise": task_class.request_premise,
                 "max_upload_bytes": max_upload_bytes, "max_pixels": max_pixels}
 
     @app.post("/predict")
@@ -165,7 +165,7 @@ def build_app(predictor, max_upload_bytes: int = 20 * 2**20, max_pixels: int = 4
             return error(413, f"{upload.filename}: {width}x{height} = {width * height} pixels, over the limit of "
                               f"{max_pixels} (serve.py --max-pixels)")
         texts = {key: form.get(key) or None for key in ("text", "premise")}
-        if texts["text"] and not TEXT_FIELDS.get(task):
+        if texts["text"] and not task_class.request_label:
             return error(400, f"task {task} takes no text: send the image only")
         try:
             output = await asyncio.wrap_future(worker.submit(Request(raw, texts["text"], texts["premise"])))

@@ -435,6 +435,8 @@ class OFATask(FairseqTask):
 
     #: what a prediction request's text is to the task, for messages (None: the task takes no text)
     request_text: ClassVar[str | None] = None
+    #: the label of the text field on serve.py's page (None: the task takes no text)
+    request_label: ClassVar[str | None] = None
     #: whether a request may carry a text premise besides its text
     request_premise: ClassVar[bool] = False
     #: whether a request may replace the task's prompt by a free instruction

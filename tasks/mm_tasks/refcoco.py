@@ -32,6 +32,7 @@ class RefcocoTask(OFATask):
     generation_defaults = {"beam": 5, "min_len": 4, "max_len_a": 0, "max_len_b": 4, "no_repeat_ngram_size": 3}
     modelscope_pipeline = ("visual-grounding", "generation")
     request_text = "a referring expression (--text)"
+    request_label = "Referring expression"
     tsv_columns = "0,4,2,3"
     annotation_keys = ("text", "box")
     metric_name = "score"

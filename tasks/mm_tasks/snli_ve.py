@@ -28,6 +28,7 @@ class SnliVeTask(OFATask):
     dataset_cls = SnliVeDataset
     modelscope_pipeline = ("visual-entailment", "traverse")
     request_text = "a hypothesis (--text)"
+    request_label = "Hypothesis"
     request_premise = True
     tsv_columns = "0,2,3,4,5"
     annotation_keys = ("hypothesis", "label")

@@ -44,6 +44,7 @@ class VqaGenTask(OFATask):
     generation_defaults = {"beam": 5, "unnormalized": True, "temperature": 1.0}
     modelscope_pipeline = ("visual-question-answering", "generation")
     request_text = "a question (--question)"
+    request_label = "Question"
     tsv_columns = "0,5,2,3,4"
     annotation_keys = ("question",)
     metric_name = "vqa_score"
