@@ -60,7 +60,7 @@ ofa_die() {
     exit 1
 }
 
-ofa_setup() {  # the explicit setup step: create (first time) and activate the repository's venv
+ofa_setup() {  # the explicit setup step: activate the caller's venv (OFA_VENV, the active one) or the repository's
     # shellcheck disable=SC1091
     source "$OFA_ROOT/run_scripts/setup_env.sh"
 }

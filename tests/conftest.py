@@ -15,6 +15,8 @@ SHARED = Path(os.environ.get("OFA_SHARED_REFERENCE", REPO.parent / "shared" / "r
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# the run_scripts the tests launch use this interpreter's environment: setup_env.sh never installs a venv for them
+os.environ.setdefault("OFA_VENV", sys.prefix)
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,5 @@
 """``evaluate.py`` end to end: the original's caption predictions, user errors, tiny checkpoints per task."""
 import copy
-import importlib
 import importlib.util
 import json
 import socket
@@ -12,37 +11,6 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-# evaluate.py needs all of these; the tests skip (naming the piece) while one does not import
-PIECES = (
-    "models.ofa:OFAModel",
-    "models.sequence_generator:SequenceGenerator",
-    "tasks.ofa_task:OFATask",
-    "tasks:",
-    "criterions:",
-    "tasks.loading:load_model_ensemble_and_task",
-)
-
-
-def _missing_pieces() -> list[str]:
-    missing = []
-    for piece in PIECES:
-        module_name, attribute = piece.split(":")
-        try:
-            module = importlib.import_module(module_name)
-            if attribute:
-                getattr(module, attribute)
-            elif getattr(module, "__file__", None) is None:
-                raise ImportError("no __init__.py yet")
-        except Exception as err:  # any import failure means the piece is not usable yet
-            missing.append(f"{piece} ({type(err).__name__}: {err})")
-    return missing
-
-
-@pytest.fixture(scope="module")
-def pieces():
-    missing = _missing_pieces()
-    if missing:
-        pytest.skip("evaluate.py cannot run yet, missing: " + "; ".join(missing))
 
 
 def _load_module(name: str, path: Path):
@@ -59,12 +27,9 @@ def e2e(shared) -> Path:
 
 
 @pytest.fixture(scope="module")
-def e2e_checkpoint(tmp_path_factory, pieces, shared, e2e) -> Path:
-    """The original-format checkpoint of ``e2e_caption/``, rebuilt with ``ckpt_pack.py unpack``."""
-    ckpt_pack = _load_module("ckpt_pack", shared / "ckpt_pack.py")
-    path = tmp_path_factory.mktemp("e2e") / "checkpoint.pt"
-    ckpt_pack.unpack(str(e2e / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
-    return path
+def e2e_checkpoint(e2e_caption_checkpoint) -> Path:
+    """The original-format checkpoint of ``e2e_caption/`` (the session's, shared with the other modules)."""
+    return e2e_caption_checkpoint
 
 
 def _overrides(**fields) -> str:
@@ -136,7 +101,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -
         assert fragment in last_line
 
 
-def test_missing_checkpoint_is_a_one_line_error(pieces, e2e, tmp_path):
+def test_missing_checkpoint_is_a_one_line_error(e2e, tmp_path):
     missing = tmp_path / "no_such_checkpoint.pt"
     proc = _run(_caption_args(missing, tmp_path, e2e / "test.tsv"))
     _assert_one_line_error(proc, "checkpoint not found", str(missing))

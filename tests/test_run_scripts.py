@@ -20,6 +20,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -666,6 +667,33 @@ def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VIRTUAL_ENV=\n" in result.stdout and not venv.exists()
     assert "torchrun" not in result.stdout and result.stderr == ""
+
+
+SETUP_CHECK = r"""
+source "$1" || exit
+echo "PYTHON=$(command -v python)"
+echo "PYTHONPATH=$PYTHONPATH"
+"""
+
+
+@pytest.mark.parametrize("given", ["OFA_VENV", "VIRTUAL_ENV"])
+def test_setup_env_uses_the_callers_venv_and_installs_nothing(tmp_path, given):
+    """OFA_VENV (the test suite passes this interpreter's) or the active venv is used as it is: no pip, no
+    requirements stamp; a given venv without a python is a one-line error, not a new venv."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), given: str(venv)}
+    result = subprocess.run(["bash", "-c", SETUP_CHECK, "check", str(RUN_SCRIPTS / "setup_env.sh")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"PYTHON={venv}/bin/python\n" in result.stdout and f"PYTHONPATH={REPO}\n" in result.stdout
+    assert "[setup]" not in result.stdout + result.stderr and sorted(os.listdir(venv)) == ["bin"]
+    empty = tmp_path / "empty"
+    result = subprocess.run(["bash", "-c", SETUP_CHECK, "check", str(RUN_SCRIPTS / "setup_env.sh")], cwd=tmp_path,
+                            env={**env, given: str(empty)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"{empty} (OFA_VENV or the active venv) has no bin/python" in result.stderr
+    assert not empty.exists()
 
 
 def readme_section(path: Path, title: str) -> str:
