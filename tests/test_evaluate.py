@@ -197,11 +197,9 @@ def _evaluate_tiny(checkpoint: Path, task_name: str, data: Path, results: Path, 
 
 
 @pytest.mark.parametrize("run", list(TASK_RUNS))
-def test_tiny_checkpoint_every_task(run, e2e_checkpoint, data_parity, tmp_path):
+def test_tiny_checkpoint_every_task(run, tiny_task_checkpoint, tmp_path):
     task_name, flags, result_keys, metric_keys = TASK_RUNS[run]
-    data, task_cfg = _tiny_task_files(data_parity, task_name, tmp_path)
-    checkpoint = tmp_path / "checkpoint.pt"
-    _make_tiny_checkpoint(e2e_checkpoint, task_name, task_cfg, checkpoint)
+    checkpoint, data, _ = tiny_task_checkpoint(task_name)
     results = tmp_path / "results"
     predictions = _evaluate_tiny(checkpoint, task_name, data, results, flags)
     assert len(predictions) == 4 and all(set(p) == result_keys for p in predictions)
@@ -256,20 +254,19 @@ def test_compute_metrics_per_task():
     assert scores["cider"] == pytest.approx(per_sample.mean())
 
 
-def test_ema_eval_uses_the_stored_ema_weights(e2e_checkpoint, data_parity, tmp_path):
+def test_ema_eval_uses_the_stored_ema_weights(tiny_task_checkpoint, tmp_path):
     """Weights A as the model and B as its EMA: --ema-eval must summarize exactly as a checkpoint of B."""
-    data, task_cfg = _tiny_task_files(data_parity, "gigaword", tmp_path)
     flags = TASK_RUNS["gigaword"][1]
-    for seed in (0, 1):
-        _make_tiny_checkpoint(e2e_checkpoint, "gigaword", task_cfg, tmp_path / f"seed{seed}.pt", seed=seed)
-    with_ema = torch.load(tmp_path / "seed0.pt", weights_only=False)
-    with_ema["extra_state"]["ema"] = torch.load(tmp_path / "seed1.pt", weights_only=False)["model"]
+    seed0, data, _ = tiny_task_checkpoint("gigaword", seed=0)
+    seed1 = tiny_task_checkpoint("gigaword", seed=1)[0]
+    with_ema = torch.load(seed0, weights_only=False)
+    with_ema["extra_state"]["ema"] = torch.load(seed1, weights_only=False)["model"]
     torch.save(with_ema, tmp_path / "with_ema.pt")
 
     # (the two random models summarize differently, so ignoring the EMA weights would fail this)
     by_ema = _evaluate_tiny(tmp_path / "with_ema.pt", "gigaword", data, tmp_path / "ema", flags + ["--ema-eval"])
-    assert by_ema == _evaluate_tiny(tmp_path / "seed1.pt", "gigaword", data, tmp_path / "b", flags)
-    args = [str(data), f"--path={tmp_path / 'seed0.pt'}", "--task=gigaword", "--batch-size=2", "--ema-eval",
+    assert by_ema == _evaluate_tiny(seed1, "gigaword", data, tmp_path / "b", flags)
+    args = [str(data), f"--path={seed0}", "--task=gigaword", "--batch-size=2", "--ema-eval",
             f"--results-path={tmp_path}", f"--model-overrides={_overrides(data=str(data))}"]
     assert "holds no EMA weights" in _in_process_error(args)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
@@ -35,9 +36,12 @@ SCRIPT_TIMEOUT_S = 600
 TINY_MODEL_ARGS = (
     "--encoder-layers=1 --decoder-layers=1 --encoder-embed-dim=32 --decoder-embed-dim=32 "
     "--encoder-ffn-embed-dim=64 --decoder-ffn-embed-dim=64 --encoder-attention-heads=2 "
-    "--decoder-attention-heads=2 --resnet-type=resnet18"
+    "--decoder-attention-heads=2 --resnet-type=resnet18 --image-bucket-size=6"  # 96 px: a 6x6 patch grid
 )
-TINY_RUN_ARGS = "--max-update=2 --batch-size=2 --batch-size-valid=2 --update-freq=1 --log-interval=1"
+TINY_RUN_ARGS = ("--max-update=2 --batch-size=2 --batch-size-valid=2 --update-freq=1 --log-interval=1 "
+                 "--no-epoch-checkpoints --no-save-optimizer-state")
+# the one real run under torchrun (one process, gloo); the others run with LAUNCHER=python, one import of torch less
+TORCHRUN_SCRIPT = "caption/train_caption_stage1.sh"
 
 # original layout path (under DATASET_ROOT) -> (tiny dataset path, rows kept; None: whole file)
 TRAIN_ROWS, EVAL_ROWS = 8, 4
@@ -363,7 +367,10 @@ def build_workspace(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Path:
-    return build_workspace(tmp_path_factory.mktemp("run_scripts"))
+    """The session's workspace (its trained checkpoints serve the evaluation scripts); deleted at the end."""
+    root = build_workspace(tmp_path_factory.mktemp("run_scripts"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_name(script: str) -> str:
@@ -390,6 +397,10 @@ def tiny_env(workspace: Path, script: str) -> dict[str, str]:
     else:
         env.update(ARCH="ofa_tiny", RESTORE_FILE="", PATCH_IMAGE_SIZE="96", MAX_EPOCH="1", LR="1e-4", UPDATE_FREQ="1",
                    TOTAL_NUM_UPDATES="2", WARMUP_UPDATES="1", EXTRA_ARGS=f"{TINY_MODEL_ARGS} {TINY_RUN_ARGS}")
+    if script != TORCHRUN_SCRIPT:
+        env["LAUNCHER"] = "python"
+    if script.startswith("caption/train_"):  # evaluate.py's COCO scores (java METEOR, ~10 s): test_evaluate.py's
+        env["EXTRA_ARGS"] += " --skip-coco-scores"
     if script in REFCOCO_EVAL_SETS:
         env["EVAL_SETS"] = REFCOCO_EVAL_SETS[script]
     if script.endswith("_prefix.sh"):
@@ -549,6 +560,9 @@ def _train(workspace: Path, script: str) -> tuple[int, str, Path]:
     env = tiny_env(workspace, script)
     # from the script's own folder, like the original's README (cd run_scripts/<task>; bash train_*.sh)
     result = run_script(script, env, cwd=(RUN_SCRIPTS / script).parent)
+    for path in Path(env["SAVE_DIR"]).glob("*/*.pt"):  # only checkpoint_last.pt serves the evaluation scripts
+        if path.name != "checkpoint_last.pt":
+            path.unlink()
     return result.returncode, result.stdout + result.stderr, Path(env["SAVE_DIR"])
 
 
@@ -569,7 +583,10 @@ def test_train_script_runs(workspace, script):
     logs = sorted((workspace / "logs" / run_name(script)).glob(f"{checkpoints[0].parent.name}*.log"))
     assert logs, f"{script}: no log for run {checkpoints[0].parent.name}"
     log = logs[0].read_text(encoding="utf-8")
-    assert "train.py" in log.splitlines()[1], "the log starts with the command"
+    command = log.splitlines()[1]
+    assert "train.py" in command, "the log starts with the command"
+    assert command.startswith("# torchrun " if script == TORCHRUN_SCRIPT else "# python "), command
+    assert re.search(r"\bnum_updates 2\b", log), f"{script}: the run did not reach its 2 updates"
 
 
 @pytest.mark.parametrize("script", [s for s in sorted(EVALUATIONS) if RUN_ALL or s in REAL_EVALUATE])
@@ -577,12 +594,17 @@ def test_evaluate_script_runs(workspace, script):
     train_script, checkpoint_names, result_files = EVALUATIONS[script]
     trained = trained_checkpoint(workspace, train_script)
     for name in checkpoint_names:
-        shutil.copyfile(trained, workspace / "checkpoints" / name)
+        (workspace / "checkpoints" / name).unlink(missing_ok=True)
+        (workspace / "checkpoints" / name).symlink_to(trained)
     # from the repository root this time (both must work)
     result = run_script(script, tiny_env(workspace, script), cwd=REPO)
     assert result.returncode == 0, f"{script} exited with {result.returncode}:\n{tail(result.stdout + result.stderr)}"
     for rel in result_files:
         assert (workspace / "results" / rel).is_file(), f"{script} did not write results/{rel}"
+        records = json.loads((workspace / "results" / rel).read_text())
+        assert len(records) == EVAL_ROWS and all(records), f"{script}: results/{rel} holds {records}"
+        metrics = json.loads((workspace / "results" / rel.replace("_predict.json", "_metrics.json")).read_text())
+        assert metrics["num_samples"] == EVAL_ROWS, metrics
 
 
 # ---------------------------------------------------------------- the launcher's contract (run_scripts/common.sh)
