@@ -368,3 +368,29 @@ def test_total_updates_with_per_epoch_update_freq():
 
     cfg = OmegaConf.create({"optimization": {"max_epoch": 4, "update_freq": [2, 4]}})
     assert train.total_updates(cfg, 6) == 3 + 2 + 2 + 2
+
+
+def test_finetune_from_model_patience_and_keep_interval_updates(caption_data, uninterrupted_run, tmp_path):
+    """--finetune-from-model starts from the given weights with a fresh optimizer (update 1, epoch 1); --patience 1
+    stops at the first validation that does not improve (lr 1e-30: the loss, logged to 3 decimals, cannot);
+    --keep-interval-updates 1 keeps
+    only the newest checkpoint_<epoch>_<updates>.pt."""
+    source = uninterrupted_run[0] / "checkpoint_last.pt"
+    args = [arg for arg in train_args(caption_data, tmp_path) if arg != "--disable-validation"]
+    result = run_train([*args, "--lr", "1e-30", "--finetune-from-model", str(source), "--patience", "1",
+                        "--save-interval-updates", "2", "--keep-interval-updates", "1",
+                        "--validate-interval-updates", "2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"finetuning from {source}" in result.stdout + result.stderr
+    assert sorted(logged_updates(result.stdout)) == [1, 2, 3, 4]  # validated at 2 (best) and 4 (not better): stop
+    assert "early stop since valid performance hasn't improved for last 1 runs" in result.stdout + result.stderr
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".pt")) == [
+        "checkpoint_1_4.pt", "checkpoint_best.pt", "checkpoint_last.pt"]
+    from utils.checkpoint_utils import load_checkpoint_to_cpu
+
+    final, start = load_checkpoint_to_cpu(str(tmp_path / "checkpoint_last.pt")), load_checkpoint_to_cpu(str(source))
+    assert final["optimizer_history"][-1]["num_updates"] == 4
+    for name, tensor in start["model"].items():  # lr 1e-30 keeps the loaded weights (batch-norm statistics move)
+        if "running_" in name or "num_batches_tracked" in name:
+            continue
+        assert torch.allclose(final["model"][name], tensor, rtol=0, atol=1e-20), name
