@@ -61,6 +61,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
     proc = _run(_caption_args(e2e_checkpoint, tmp_path, e2e / "test.tsv", coco_scores=True))
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -72,6 +73,7 @@ def test_e2e_caption_matches_original(e2e, e2e_checkpoint, tmp_path):
     assert {"Bleu_1", "METEOR", "ROUGE_L", "cider"} <= set(scores)
 
 
+@pytest.mark.slow
 def test_hugging_face_round_trip_evaluates_alike(e2e, e2e_checkpoint, tmp_path):
     """A checkpoint converted to the HF layout and back keeps its task (configuration.json): the original's
     captions, with no --zero-shot and no --patch-image-size."""
@@ -85,6 +87,7 @@ def test_hugging_face_round_trip_evaluates_alike(e2e, e2e_checkpoint, tmp_path):
         (e2e / "expected_predict.json").read_text())
 
 
+@pytest.mark.slow
 def test_e2e_caption_torchrun_two_processes(e2e, e2e_checkpoint, tmp_path):
     """Two gloo ranks each read half of the rows; rank 0 writes every sample once, in file order."""
     launcher = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}"]
@@ -104,6 +107,7 @@ def _assert_one_line_error(proc: subprocess.CompletedProcess, *fragments: str) -
         assert fragment in last_line
 
 
+@pytest.mark.slow
 def test_missing_checkpoint_is_a_one_line_error(e2e, tmp_path):
     missing = tmp_path / "no_such_checkpoint.pt"
     proc = _run(_caption_args(missing, tmp_path, e2e / "test.tsv"))
@@ -263,6 +267,7 @@ def _task(name: str, **cfg):
     return setup_task(OmegaConf.create({"_name": name, **cfg}))
 
 
+@pytest.mark.slow
 def test_compute_metrics_per_task():
     vqa = _records([{"question_id": i, "answer": "yes"} for i in range(4)], [1.0, 0.3, 0.0, 0.9])
     assert _task("vqa_gen").compute_metrics(vqa) == pytest.approx({"vqa_score": 0.55})
@@ -289,6 +294,7 @@ def test_compute_metrics_per_task():
     assert scores["cider"] == pytest.approx(per_sample.mean())
 
 
+@pytest.mark.slow
 def test_ema_eval_uses_the_stored_ema_weights(tiny_task_checkpoint, tmp_path):
     """Weights A as the model and B as its EMA: --ema-eval must summarize exactly as a checkpoint of B."""
     flags = TASK_RUNS["gigaword"][1]

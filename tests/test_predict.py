@@ -100,6 +100,7 @@ def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
         predict.main(["--path", str(e2e_caption_checkpoint), "--task", "refcoco", "--zero-shot", str(not_image)])
 
 
+@pytest.mark.slow
 def test_entail_and_classify_equal_evaluate(tiny_task_checkpoint, tmp_path):
     """OFAPredictor.entail (hypothesis and premise) and .classify, and predict.py for snli_ve and image_classify,
     give evaluate.py's answers on the same rows."""

@@ -574,6 +574,7 @@ def trained_checkpoint(workspace: Path, script: str) -> Path:
     return checkpoint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [s for s in TRAIN_SCRIPTS if RUN_ALL or s in REAL_TRAIN])
 def test_train_script_runs(workspace, script):
     returncode, output, save_dir = _train(workspace, script)
@@ -589,6 +590,7 @@ def test_train_script_runs(workspace, script):
     assert re.search(r"\bnum_updates 2\b", log), f"{script}: the run did not reach its 2 updates"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [s for s in sorted(EVALUATIONS) if RUN_ALL or s in REAL_EVALUATE])
 def test_evaluate_script_runs(workspace, script):
     train_script, checkpoint_names, result_files = EVALUATIONS[script]
