@@ -388,6 +388,9 @@ def test_tiny_checkpoint_image_gen(e2e_checkpoint, tmp_path):
     assert [p["sample_id"] for p in predictions] == ["0", "1"]
     scores = json.loads((tmp_path / "results" / "test_metrics.json").read_text())
     assert scores["score"] == pytest.approx(sum(p["score"] for p in predictions) / 2)
+    # the numbers themselves (seeded tiny model, VQGAN and CLIP; evaluate.py --seed 7): CLIP scores of the best
+    # of 2 samples per caption
+    assert [p["score"] for p in predictions] == pytest.approx([0.042219, -0.203957], abs=1e-3)
     assert len(list((images / "all_results").glob("*.png"))) == 4  # 2 captions x beam 2
     assert sorted(p.name for p in (images / "top1").glob("*.png")) == ["a red car_0.png", "two dogs on the grass_0.png"]
 
