@@ -10,6 +10,7 @@ from models.text_to_image import TextToImageTools
 EVAL_ARGS = {"beam": 2, "min_len": 1024, "max_len_a": 0, "max_len_b": 1024, "sampling_topk": 256, "temperature": 1.0}
 
 
+@pytest.mark.slow
 def test_sampling_writes_only_1024_image_codes(image_gen_task, small_ofa_model, valid_batch):
     code_image_size, num_codes = 256, 1024  # the original's 256 px images
     task = image_gen_task(code_image_size)
