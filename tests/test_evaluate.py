@@ -239,7 +239,7 @@ def _mean(values):
     return sum(values) / len(values)
 
 
-# task -> metric(predictions, TSV rows of data_parity.pt); gigaword's ROUGE is checked in test_metrics.py
+# task -> metric(predictions, TSV rows of data_parity.pt); gigaword's ROUGE: by hand in test_compute_metrics_per_task
 EXPECTED_METRIC = {
     "refcoco": lambda preds, rows: _mean(_iou(p["box"], [float(v) for v in row[3].split(",")]) >= 0.5
                                          for p, row in zip(preds, rows)),

@@ -3,7 +3,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from data.ofa_dataset import _base64_bytes
