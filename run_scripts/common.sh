@@ -60,7 +60,7 @@ ofa_die() {
     exit 1
 }
 
-ofa_setup() {  # the explicit setup step: create (first time) and activate the repository's venv; preload jemalloc
+ofa_setup() {  # the explicit setup step: activate the caller's venv (OFA_VENV, the active one) or the repository's; preload jemalloc
     # shellcheck disable=SC1091
     source "$OFA_ROOT/run_scripts/setup_env.sh"
     # shellcheck disable=SC1091

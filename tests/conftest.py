@@ -15,6 +15,8 @@ SHARED = Path(os.environ.get("OFA_SHARED_REFERENCE", REPO.parent / "shared" / "r
 
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+# the run_scripts the tests launch use this interpreter's environment: setup_env.sh never installs a venv for them
+os.environ.setdefault("OFA_VENV", sys.prefix)
 
 
 @pytest.fixture(scope="session")
@@ -75,3 +77,30 @@ def e2e_caption_checkpoint(tmp_path_factory, shared) -> Path:
     path = tmp_path_factory.mktemp("e2e_caption") / "checkpoint.pt"
     ckpt_pack.unpack(str(shared / "e2e_caption" / "checkpoint.packed.pt"), str(path), str(shared / "rp_buckets.pt"))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_task_checkpoint(tmp_path_factory, shared, e2e_caption_checkpoint):
+    """tiny_task_checkpoint(task_name, seed=0) -> (checkpoint, data, task_cfg): the e2e model's config with fresh
+    random weights for ``task_name`` and its four ``data_parity.pt`` rows as ``test.tsv``; one per (task, seed) a
+    session, shared by the evaluate, predict and port tests (read-only: copy before changing). Deleted at the end."""
+    import shutil
+
+    import torch
+    from test_evaluate import _make_tiny_checkpoint, _tiny_task_files
+
+    data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
+    root = tmp_path_factory.mktemp("tiny_task_checkpoints")
+    made = {}
+
+    def make(task_name: str, seed: int = 0):
+        if (task_name, seed) not in made:
+            folder = root / f"{task_name}_{seed}"
+            folder.mkdir()
+            data, task_cfg = _tiny_task_files(data_parity, task_name, folder)
+            _make_tiny_checkpoint(e2e_caption_checkpoint, task_name, task_cfg, folder / "checkpoint.pt", seed=seed)
+            made[task_name, seed] = folder / "checkpoint.pt", data, task_cfg
+        return made[task_name, seed]
+
+    yield make
+    shutil.rmtree(root, ignore_errors=True)

@@ -22,6 +22,8 @@ from omegaconf import open_dict
 
 from test_train import ENV, REPO, _free_port, caption_data, logged_updates, train_args  # noqa: F401 (fixture)
 
+pytestmark = pytest.mark.slow  # torchrun launches of two ranks
+
 UPDATES, SAVED_AT, KILLED_AT = 10, 5, 7
 # --amp (bfloat16 autocast) under c10d and FSDP, 3 updates: the logged losses (3 decimals) differ by at most 0.001,
 # the final weights' validation losses by 1.1e-6 (after 10 updates 3e-6; fp32 against --amp then: 7e-5)

@@ -3,11 +3,10 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from data.images import base64_bytes
-from test_evaluate import _evaluate_tiny, _make_tiny_checkpoint, _tiny_task_files
+from test_evaluate import _evaluate_tiny
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -49,13 +48,10 @@ def test_caption_api_and_cli_equal_evaluate(shared, e2e_caption_checkpoint, tmp_
 
 
 @pytest.mark.parametrize("mode", ["beam", "allcand"])
-def test_vqa_answers_equal_evaluate(mode, e2e_caption_checkpoint, shared, tmp_path):
+def test_vqa_answers_equal_evaluate(mode, tiny_task_checkpoint, tmp_path):
     from inference import OFAPredictor, Request
 
-    data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
-    data, task_cfg = _tiny_task_files(data_parity, "vqa_gen", tmp_path)
-    checkpoint = tmp_path / "vqa.pt"
-    _make_tiny_checkpoint(e2e_caption_checkpoint, "vqa_gen", task_cfg, checkpoint)
+    checkpoint, data, _ = tiny_task_checkpoint("vqa_gen")
     flags = ["--beam-search-vqa-eval", "--beam=2", "--max-len-b=20", "--unnormalized"] if mode == "beam" else []
     expected = [p["answer"] for p in _evaluate_tiny(checkpoint, "vqa_gen", data, tmp_path / "results", flags)]
 
@@ -68,14 +64,11 @@ def test_vqa_answers_equal_evaluate(mode, e2e_caption_checkpoint, shared, tmp_pa
     assert predictor.answer(images[0], rows[0][2]) == expected[0]
 
 
-def test_refcoco_boxes_equal_evaluate_in_input_pixels(e2e_caption_checkpoint, shared, tmp_path):
+def test_refcoco_boxes_equal_evaluate_in_input_pixels(tiny_task_checkpoint, tmp_path):
     from inference import OFAPredictor
     import predict
 
-    data_parity = torch.load(shared / "data_parity.pt", weights_only=True)
-    data, task_cfg = _tiny_task_files(data_parity, "refcoco", tmp_path)
-    checkpoint = tmp_path / "refcoco.pt"
-    _make_tiny_checkpoint(e2e_caption_checkpoint, "refcoco", task_cfg, checkpoint)
+    checkpoint, data, _ = tiny_task_checkpoint("refcoco")
     flags = ["--beam=2", "--min-len=4", "--max-len-a=0", "--max-len-b=4"]
     expected = [p["box"] for p in _evaluate_tiny(checkpoint, "refcoco", data, tmp_path / "results", flags)]
 
@@ -108,3 +101,36 @@ def test_user_errors_are_one_line(e2e_caption_checkpoint, tmp_path):
     with pytest.raises(SystemExit, match=r"does not support task 'gigaword' \(supported: caption, image_classify, ocr, "
                                          r"refcoco, snli_ve, vqa_gen\)"):
         predict.main(["--path", str(e2e_caption_checkpoint), "--task", "gigaword", "--zero-shot", str(not_image)])
+
+
+@pytest.mark.slow
+def test_entail_and_classify_equal_evaluate(tiny_task_checkpoint, tmp_path):
+    """OFAPredictor.entail (hypothesis and premise) and .classify, and predict.py for snli_ve and image_classify,
+    give evaluate.py's answers on the same rows."""
+    from inference import OFAPredictor
+    from tasks.mm_tasks.snli_ve import ENTAILMENT_LABELS
+    import predict
+
+    checkpoint, data, _ = tiny_task_checkpoint("snli_ve")
+    expected = [p["answer"] for p in _evaluate_tiny(checkpoint, "snli_ve", data, tmp_path / "snli_ve", [])]
+    rows = [line.split("\t") for line in data.read_text().splitlines()]  # uid, id, image, hypothesis, premise, label
+    images = _image_files(data.read_text(), 2, tmp_path / "snli_ve_images")
+    predictor = OFAPredictor.from_checkpoint(checkpoint)
+    labels = [predictor.entail(path, row[3], premise=row[4]) for path, row in zip(images, rows)]
+    assert labels == [ENTAILMENT_LABELS.get(answer, answer) for answer in expected]
+    assert set(labels) <= {"entailment", "contradiction", "neutral"}
+    out = tmp_path / "snli_ve.jsonl"
+    predict.main(["--path", str(checkpoint), "--text", rows[0][3], "--premise", rows[0][4], str(images[0]),
+                  "--output", str(out), "--no-progress-bar"])
+    assert json.loads(out.read_text()) == {"image": str(images[0]), "answer": expected[0], "label": labels[0]}
+
+    checkpoint, data, task_cfg = tiny_task_checkpoint("image_classify")
+    expected = [p["answer"] for p in _evaluate_tiny(checkpoint, "image_classify", data, tmp_path / "classify", [])]
+    images = _image_files(data.read_text(), 0, tmp_path / "classify_images")
+    predictor = OFAPredictor.from_checkpoint(checkpoint)
+    assert [predictor.classify(path) for path in images] == expected
+    assert set(expected) <= set(json.loads(task_cfg["ans2label_dict"]))
+    out = tmp_path / "classify.jsonl"
+    predict.main(["--path", str(checkpoint), *map(str, images), "--output", str(out), "--no-progress-bar"])
+    assert [json.loads(line) for line in out.read_text().splitlines()] == [
+        {"image": str(path), "label": label} for path, label in zip(images, expected)]

@@ -14,12 +14,14 @@ from __future__ import annotations
 import ast
 import contextlib
 import io
+import json
 import os
 import re
 import shlex
 import shutil
 import socket
 import subprocess
+import sys
 from functools import lru_cache
 from pathlib import Path
 
@@ -34,9 +36,12 @@ SCRIPT_TIMEOUT_S = 600
 TINY_MODEL_ARGS = (
     "--encoder-layers=1 --decoder-layers=1 --encoder-embed-dim=32 --decoder-embed-dim=32 "
     "--encoder-ffn-embed-dim=64 --decoder-ffn-embed-dim=64 --encoder-attention-heads=2 "
-    "--decoder-attention-heads=2 --resnet-type=resnet18"
+    "--decoder-attention-heads=2 --resnet-type=resnet18 --image-bucket-size=6"  # 96 px: a 6x6 patch grid
 )
-TINY_RUN_ARGS = "--max-update=2 --batch-size=2 --batch-size-valid=2 --update-freq=1 --log-interval=1"
+TINY_RUN_ARGS = ("--max-update=2 --batch-size=2 --batch-size-valid=2 --update-freq=1 --log-interval=1 "
+                 "--no-epoch-checkpoints --no-save-optimizer-state")
+# the one real run under torchrun (one process, gloo); the others run with LAUNCHER=python, one import of torch less
+TORCHRUN_SCRIPT = "caption/train_caption_stage1.sh"
 
 # original layout path (under DATASET_ROOT) -> (tiny dataset path, rows kept; None: whole file)
 TRAIN_ROWS, EVAL_ROWS = 8, 4
@@ -362,7 +367,10 @@ def build_workspace(root: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def workspace(tmp_path_factory) -> Path:
-    return build_workspace(tmp_path_factory.mktemp("run_scripts"))
+    """The session's workspace (its trained checkpoints serve the evaluation scripts); deleted at the end."""
+    root = build_workspace(tmp_path_factory.mktemp("run_scripts"))
+    yield root
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def run_name(script: str) -> str:
@@ -389,6 +397,10 @@ def tiny_env(workspace: Path, script: str) -> dict[str, str]:
     else:
         env.update(ARCH="ofa_tiny", RESTORE_FILE="", PATCH_IMAGE_SIZE="96", MAX_EPOCH="1", LR="1e-4", UPDATE_FREQ="1",
                    TOTAL_NUM_UPDATES="2", WARMUP_UPDATES="1", EXTRA_ARGS=f"{TINY_MODEL_ARGS} {TINY_RUN_ARGS}")
+    if script != TORCHRUN_SCRIPT:
+        env["LAUNCHER"] = "python"
+    if script.startswith("caption/train_"):  # evaluate.py's COCO scores (java METEOR, ~10 s): test_evaluate.py's
+        env["EXTRA_ARGS"] += " --skip-coco-scores"
     if script in REFCOCO_EVAL_SETS:
         env["EVAL_SETS"] = REFCOCO_EVAL_SETS[script]
     if script.endswith("_prefix.sh"):
@@ -548,6 +560,9 @@ def _train(workspace: Path, script: str) -> tuple[int, str, Path]:
     env = tiny_env(workspace, script)
     # from the script's own folder, like the original's README (cd run_scripts/<task>; bash train_*.sh)
     result = run_script(script, env, cwd=(RUN_SCRIPTS / script).parent)
+    for path in Path(env["SAVE_DIR"]).glob("*/*.pt"):  # only checkpoint_last.pt serves the evaluation scripts
+        if path.name != "checkpoint_last.pt":
+            path.unlink()
     return result.returncode, result.stdout + result.stderr, Path(env["SAVE_DIR"])
 
 
@@ -559,6 +574,7 @@ def trained_checkpoint(workspace: Path, script: str) -> Path:
     return checkpoint
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [s for s in TRAIN_SCRIPTS if RUN_ALL or s in REAL_TRAIN])
 def test_train_script_runs(workspace, script):
     returncode, output, save_dir = _train(workspace, script)
@@ -568,20 +584,29 @@ def test_train_script_runs(workspace, script):
     logs = sorted((workspace / "logs" / run_name(script)).glob(f"{checkpoints[0].parent.name}*.log"))
     assert logs, f"{script}: no log for run {checkpoints[0].parent.name}"
     log = logs[0].read_text(encoding="utf-8")
-    assert "train.py" in log.splitlines()[1], "the log starts with the command"
+    command = log.splitlines()[1]
+    assert "train.py" in command, "the log starts with the command"
+    assert command.startswith("# torchrun " if script == TORCHRUN_SCRIPT else "# python "), command
+    assert re.search(r"\bnum_updates 2\b", log), f"{script}: the run did not reach its 2 updates"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("script", [s for s in sorted(EVALUATIONS) if RUN_ALL or s in REAL_EVALUATE])
 def test_evaluate_script_runs(workspace, script):
     train_script, checkpoint_names, result_files = EVALUATIONS[script]
     trained = trained_checkpoint(workspace, train_script)
     for name in checkpoint_names:
-        shutil.copyfile(trained, workspace / "checkpoints" / name)
+        (workspace / "checkpoints" / name).unlink(missing_ok=True)
+        (workspace / "checkpoints" / name).symlink_to(trained)
     # from the repository root this time (both must work)
     result = run_script(script, tiny_env(workspace, script), cwd=REPO)
     assert result.returncode == 0, f"{script} exited with {result.returncode}:\n{tail(result.stdout + result.stderr)}"
     for rel in result_files:
         assert (workspace / "results" / rel).is_file(), f"{script} did not write results/{rel}"
+        records = json.loads((workspace / "results" / rel).read_text())
+        assert len(records) == EVAL_ROWS and all(records), f"{script}: results/{rel} holds {records}"
+        metrics = json.loads((workspace / "results" / rel.replace("_predict.json", "_metrics.json")).read_text())
+        assert metrics["num_samples"] == EVAL_ROWS, metrics
 
 
 # ---------------------------------------------------------------- the launcher's contract (run_scripts/common.sh)
@@ -666,6 +691,33 @@ def test_sourcing_changes_no_shell_option_and_installs_nothing(tmp_path, sourced
     assert result.returncode == 0, result.stdout + result.stderr
     assert "VIRTUAL_ENV=\n" in result.stdout and not venv.exists()
     assert "torchrun" not in result.stdout and result.stderr == ""
+
+
+SETUP_CHECK = r"""
+source "$1" || exit
+echo "PYTHON=$(command -v python)"
+echo "PYTHONPATH=$PYTHONPATH"
+"""
+
+
+@pytest.mark.parametrize("given", ["OFA_VENV", "VIRTUAL_ENV"])
+def test_setup_env_uses_the_callers_venv_and_installs_nothing(tmp_path, given):
+    """OFA_VENV (the test suite passes this interpreter's) or the active venv is used as it is: no pip, no
+    requirements stamp; a given venv without a python is a one-line error, not a new venv."""
+    venv = tmp_path / "venv"
+    (venv / "bin").mkdir(parents=True)
+    (venv / "bin" / "python").symlink_to(sys.executable)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), given: str(venv)}
+    result = subprocess.run(["bash", "-c", SETUP_CHECK, "check", str(RUN_SCRIPTS / "setup_env.sh")], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"PYTHON={venv}/bin/python\n" in result.stdout and f"PYTHONPATH={REPO}\n" in result.stdout
+    assert "[setup]" not in result.stdout + result.stderr and sorted(os.listdir(venv)) == ["bin"]
+    empty = tmp_path / "empty"
+    result = subprocess.run(["bash", "-c", SETUP_CHECK, "check", str(RUN_SCRIPTS / "setup_env.sh")], cwd=tmp_path,
+                            env={**env, given: str(empty)}, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1 and f"{empty} (OFA_VENV or the active venv) has no bin/python" in result.stderr
+    assert not empty.exists()
 
 
 def readme_section(path: Path, title: str) -> str:

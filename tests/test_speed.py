@@ -90,6 +90,7 @@ def test_bf16_training_without_gpu_points_to_amp(caption_data):
         build_trainer(caption_data, "--bf16")
 
 
+@pytest.mark.slow
 def test_evaluate_with_amp_on_cpu_casts_the_model_once(shared, tmp_path):
     """bfloat16 inference on CPU: the e2e checkpoint still writes the original's captions."""
     import importlib.util

@@ -84,6 +84,7 @@ def uninterrupted_run(caption_data, tmp_path_factory):
     return save_dir, logged_updates(result.stdout)
 
 
+@pytest.mark.slow
 def test_small_run_learns_with_the_warmup_ratio_schedule(uninterrupted_run):
     save_dir, updates = uninterrupted_run
     assert sorted(updates) == list(range(1, UPDATES + 1))
@@ -102,6 +103,7 @@ def test_small_run_learns_with_the_warmup_ratio_schedule(uninterrupted_run):
     assert not torch.equal(ema["decoder.layers.0.fc1.weight"], state["model"]["decoder.layers.0.fc1.weight"])
 
 
+@pytest.mark.slow
 def test_sigkill_and_rerun_gives_the_same_training(caption_data, uninterrupted_run, tmp_path):
     reference_dir, reference = uninterrupted_run
     args = train_args(caption_data, tmp_path, *EMA_ARGS)
@@ -137,6 +139,7 @@ def test_sigkill_and_rerun_gives_the_same_training(caption_data, uninterrupted_r
     assert final["extra_state"]["train_iterator"] == expected["extra_state"]["train_iterator"]
 
 
+@pytest.mark.slow
 def test_corrupt_last_checkpoint_is_reported_and_kept(caption_data, uninterrupted_run, tmp_path):
     reference_dir, _ = uninterrupted_run
     corrupt = tmp_path / "checkpoint_last.pt"
@@ -158,6 +161,7 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_two_process_torchrun_on_cpu(caption_data, tmp_path):
     launcher = ("-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_addr", "127.0.0.1",
                 "--master_port", str(_free_port()))
@@ -179,6 +183,7 @@ def test_two_process_torchrun_on_cpu(caption_data, tmp_path):
     assert any(name.startswith("events.out.tfevents") for name in os.listdir(tmp_path / "tb" / "train_inner"))
 
 
+@pytest.mark.slow
 def test_ema_init_options(uninterrupted_run):
     """--use-ema-weights-to-init-param loads the stored EMA into the model; --use-latest-weights-to-init-ema
     restarts the EMA from the model weights."""
@@ -368,3 +373,30 @@ def test_total_updates_with_per_epoch_update_freq():
 
     cfg = OmegaConf.create({"optimization": {"max_epoch": 4, "update_freq": [2, 4]}})
     assert train.total_updates(cfg, 6) == 3 + 2 + 2 + 2
+
+
+@pytest.mark.slow
+def test_finetune_from_model_patience_and_keep_interval_updates(caption_data, uninterrupted_run, tmp_path):
+    """--finetune-from-model starts from the given weights with a fresh optimizer (update 1, epoch 1); --patience 1
+    stops at the first validation that does not improve (lr 1e-30: the loss, logged to 3 decimals, cannot);
+    --keep-interval-updates 1 keeps
+    only the newest checkpoint_<epoch>_<updates>.pt."""
+    source = uninterrupted_run[0] / "checkpoint_last.pt"
+    args = [arg for arg in train_args(caption_data, tmp_path) if arg != "--disable-validation"]
+    result = run_train([*args, "--lr", "1e-30", "--finetune-from-model", str(source), "--patience", "1",
+                        "--save-interval-updates", "2", "--keep-interval-updates", "1",
+                        "--validate-interval-updates", "2"])
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert f"finetuning from {source}" in result.stdout + result.stderr
+    assert sorted(logged_updates(result.stdout)) == [1, 2, 3, 4]  # validated at 2 (best) and 4 (not better): stop
+    assert "early stop since valid performance hasn't improved for last 1 runs" in result.stdout + result.stderr
+    assert sorted(name for name in os.listdir(tmp_path) if name.endswith(".pt")) == [
+        "checkpoint_1_4.pt", "checkpoint_best.pt", "checkpoint_last.pt"]
+    from utils.checkpoint_utils import load_checkpoint_to_cpu
+
+    final, start = load_checkpoint_to_cpu(str(tmp_path / "checkpoint_last.pt")), load_checkpoint_to_cpu(str(source))
+    assert final["optimizer_history"][-1]["num_updates"] == 4
+    for name, tensor in start["model"].items():  # lr 1e-30 keeps the loaded weights (batch-norm statistics move)
+        if "running_" in name or "num_batches_tracked" in name:
+            continue
+        assert torch.allclose(final["model"][name], tensor, rtol=0, atol=1e-20), name

@@ -89,6 +89,7 @@ def test_file_handles_are_per_process(make_task, b64_image):
     assert dataset.dataset[3][0] == "3" and dataset.dataset._reader is not parent_handle
 
 
+@pytest.mark.slow
 def test_dataset_pickles_for_spawned_workers(make_task, b64_image):
     """spawn/forkserver workers receive the dataset by pickle (fairseq's BPE holds a module)."""
     _, dataset = make_task("caption", [[1, 0, "a red cat", "", b64_image()]], selected_cols="0,4,2",

@@ -138,10 +138,9 @@ def test_generate_for_vqgan_code_command(workspace, vqgan_files):
                         "--vqgan_model_path": str(workspace / "checkpoints/vqgan/last.ckpt")})
 
 
+@pytest.mark.slow
 def test_stage2_trains_with_the_clip_reward(workspace, vqgan_files, clip_file):
     """A real run through train.py: tiny model, 16 codes per image, 2 CLIP-SCST updates, no validation."""
-    if not (REPO / "train.py").is_file():
-        pytest.skip("train.py is not in the repository yet")
     rows = "".join(f"{i}\t{' '.join(str((7 * i + j) % 8192) for j in range(16))}\ta caption {i}\n" for i in range(4))
     for name in ("coco_vqgan_train.tsv", "coco_vqgan_dev.tsv"):
         (workspace / "dataset/coco_image_gen_data" / name).write_text(rows)

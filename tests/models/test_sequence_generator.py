@@ -19,16 +19,10 @@ from fairseq.models.transformer import TransformerModel, base_architecture
 from fairseq.ngram_repeat_block import NGramRepeatBlock
 from fairseq.sequence_generator import SequenceGenerator as FairseqSequenceGenerator
 
+import models  # noqa: F401  (registers the OFA model with fairseq)
+from models.ofa import build_ofa_model
 from models.sequence_generator import EnsembleModel, RepeatNGramBlocker, SequenceGenerator
 from utils.trie import Trie
-
-try:
-    import models  # noqa: F401  (registers the OFA model with fairseq)
-    from models.ofa import build_ofa_model
-    OFA_MISSING = None
-except ImportError as error:  # models/ofa is written in parallel with the generator
-    OFA_MISSING = f"models.ofa does not import yet: {error}"
-needs_ofa = pytest.mark.skipif(OFA_MISSING is not None, reason=OFA_MISSING or "")
 
 BOS, PAD, EOS, UNK = 0, 1, 2, 3
 A, B, C, D, E, F, G, H = range(4, 12)  # the bigram dictionary's words
@@ -141,8 +135,6 @@ def load_parity_model(fixture):
 
 @pytest.fixture(scope="module")
 def parity(shared):
-    if OFA_MISSING is not None:
-        pytest.skip(OFA_MISSING)
     fixture = torch.load(shared / "parity_small.pt", weights_only=True)
     return load_parity_model(fixture), fixture
 
@@ -164,7 +156,6 @@ def parity_sample(fixture):
     return {"id": torch.arange(3), "net_input": dict(fixture["inputs"])}
 
 
-@needs_ofa
 def test_beam_search_matches_original_beams(parity, ofa_dictionary):
     model, fixture = parity
     generator = parity_generator(model, ofa_dictionary, fixture["generation"])
@@ -184,7 +175,6 @@ def test_beam_search_matches_original_beams(parity, ofa_dictionary):
                                        atol=2e-4, rtol=0)
 
 
-@needs_ofa
 def test_ofa_beams_are_the_models_own_log_probs(parity, ofa_dictionary):
     """Positional scores equal the teacher-forced log-probs of each returned hypothesis."""
     model, fixture = parity
@@ -207,7 +197,6 @@ def test_ofa_beams_are_the_models_own_log_probs(parity, ofa_dictionary):
                 assert math.isclose(float(hypo["score"]), float(expected.mean()), abs_tol=2e-5)
 
 
-@needs_ofa
 def test_ofa_incremental_ensemble_and_cache_free_decoding_agree(parity, ofa_dictionary):
     model, fixture = parity
     generator = parity_generator(model, ofa_dictionary, fixture["generation"], beam_size=3, max_len_b=6)
@@ -226,7 +215,6 @@ def random_answer_trie(count, seed):
     return answer_trie(answers)
 
 
-@needs_ofa
 @pytest.mark.parametrize("mode", ["trie", "code_range"])
 def test_constrained_logits_only_for_allowed_tokens_equal_the_full_projection(parity, ofa_dictionary, mode):
     """Projecting only the tokens a trie or range allows gives the full projection's beams (tokens equal, scores
@@ -259,7 +247,6 @@ def test_constrained_logits_only_for_allowed_tokens_equal_the_full_projection(pa
     assert_same_hypotheses(restricted, full, atol=4e-6)
 
 
-@needs_ofa
 def test_gen_code_writes_exactly_max_len_image_codes(parity, ofa_dictionary):
     model, fixture = parity
     generator = parity_generator(model, ofa_dictionary, fixture["generation"], beam_size=2, max_len_b=6, gen_code=True,
@@ -271,7 +258,6 @@ def test_gen_code_writes_exactly_max_len_image_codes(parity, ofa_dictionary):
             assert all(ofa_dictionary[t].startswith("<code_") for t in tokens[:-1])
 
 
-@needs_ofa
 def test_gen_code_defaults_to_the_code_range(parity, ofa_dictionary):
     model, fixture = parity
     generator = parity_generator(model, ofa_dictionary, fixture["generation"], beam_size=1, max_len_b=3, gen_code=True)
@@ -280,7 +266,6 @@ def test_gen_code_defaults_to_the_code_range(parity, ofa_dictionary):
         assert all(ofa_dictionary[t].startswith("<code_") for t in sentence[0]["tokens"][:-1].tolist())
 
 
-@needs_ofa
 def test_gen_box_and_bin_range_write_four_bins(parity, ofa_dictionary):
     model, fixture = parity
     generator = parity_generator(model, ofa_dictionary, fixture["generation"], max_len_b=4, min_len=4, gen_box=True,
@@ -292,7 +277,6 @@ def test_gen_box_and_bin_range_write_four_bins(parity, ofa_dictionary):
             assert all(ofa_dictionary[t].startswith("<bin_") for t in tokens[:-1])
 
 
-@needs_ofa
 def test_no_repeat_ngram_on_ofa_beams(parity, ofa_dictionary):
     """The parity beams repeat bigrams ("1028 1028 1028"); with blocking no hypothesis does."""
     model, fixture = parity
@@ -692,7 +676,6 @@ def test_bins_only_never_writes_a_word():
         SequenceGenerator([model], word_dictionary(), bins_only=True)
 
 
-@needs_ofa
 @pytest.mark.parametrize("mode", ["captions", "prompt", "codes", "recompute"])
 def test_beams_sharing_their_sentence_encoder_output_equal_copies_per_beam(parity, ofa_dictionary, mode):
     """Beams attending to one encoder output per sentence (keys/values projected once per sentence) give the

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow  # real pretraining runs (the dry runs share their fixtures)
 SHARED = Path(os.environ.get("OFA_SHARED_REFERENCE", REPO.parent / "shared" / "reference"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 # the shape of the original-format checkpoint in ../shared/reference/e2e_caption (ofa_tiny shrunk, NormFormer on)

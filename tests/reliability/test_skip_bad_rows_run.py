@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 BATCH_SIZE = 4
@@ -19,6 +21,7 @@ def _write(path: Path, lines: list, bad: set) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 def test_all_bad_batches_are_no_ops_and_totals_are_per_epoch_and_file(tmp_path):
     from dataset.make_tiny_dataset import make_tiny_dataset
 

@@ -139,6 +139,7 @@ def ocr_run(tiny, tmp_path_factory):
     return folder, stdout
 
 
+@pytest.mark.slow
 def test_ocr_run_learns_and_validates_with_accuracy(ocr_run):
     _, stdout = ocr_run
     losses = [float(json.loads(line.split("| train_inner | ", 1)[1])["loss"])
@@ -160,6 +161,7 @@ def _evaluate_ocr(checkpoint: Path, data: Path, results: Path, *extra: str) -> l
     return json.loads((results / "test_predict.json").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
     """evaluate.py --task ocr; the checkpoint converted to the ModelScope layout (a 30325-symbol vocabulary, as
     ModelScope's Chinese and OCR models) and back evaluates alike with --zero-shot --bpe bert."""
@@ -195,6 +197,7 @@ def test_evaluate_ocr_checkpoint_and_its_conversion(ocr_run, tiny):
         _evaluate_ocr(folder / "converted.pt", data, folder / "gpt2", *options)
     assert _evaluate_ocr(folder / "converted.pt", data, folder / "converted", *options, "--bpe=bert") == predictions
 
+@pytest.mark.slow
 def test_generate_caption_cn_script_writes_chinese_captions(tiny, tmp_path):
     """A Chinese caption checkpoint (2 updates of train.py --bpe bert) through run_scripts/caption/generate_caption_cn.sh."""
     train = _head(tiny / "caption_cn" / "train.tsv", 16, tmp_path / "train.tsv")

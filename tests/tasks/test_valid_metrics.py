@@ -148,3 +148,52 @@ def test_eval_print_samples_logs_an_example_per_validation_batch(tiny_data, tmp_
     assert [line.split(":")[0] for line in lines if line.startswith("example ")] == \
         ["example hypothesis", "example reference"]
     assert all(len(line) > len("example reference: ") for line in lines if line.startswith("example reference"))
+
+
+def _rewrite_rows(data, tmp_path, column, values):
+    """A copy of ``data``'s first 4 rows whose ``column`` holds ``values[i]`` in row i (None: unchanged)."""
+    rows = [line.split("\t") for line in data.read_text().splitlines()[:4]]
+    for row, value in zip(rows, values):
+        if value is not None:
+            row[column] = value
+    out = tmp_path / "rewritten.tsv"
+    out.write_text("".join("\t".join(row) + "\n" for row in rows))
+    return out
+
+
+def _predictions(task_name, data, tmp_path, **options):
+    task, model, sample = _task_model_sample(task_name, data, tmp_path, **options)
+    generator = task.build_generator([model], Namespace(**json.loads(task.cfg.eval_args)))
+    return task.eval_step(generator, [model], sample)[0]
+
+
+@pytest.mark.parametrize("task_name,folder,options,metric,column,expected", [
+    ("gigaword", "gigaword", {"selected_cols": "0,1", "eval_rouge": True,
+                              "eval_args": '{"beam": 2, "max_len_b": 8}'}, "rougeL_f1", 1, 50.0),
+    ("caption", "caption", {"selected_cols": "0,4,2", "eval_cider": True,
+                            "eval_args": '{"beam": 2, "max_len_b": 8}'}, "cider", 2, None),
+])
+def test_validation_metric_counts_the_rows_that_match(tiny_data, tmp_path, task_name, folder, options, metric,
+                                                      column, expected):
+    """The untrained model scores 0 on these rows; with its own predictions as the references of rows 0 and 1,
+    the metric must rise to exactly half the perfect score (a metric stuck at 0 fails). (RefCOCO's untrained boxes
+    fall outside the image, so they cannot serve as references: its hits are pinned in test_metrics.py.)"""
+    data = tiny_data / folder / "valid.tsv"
+    assert validate(task_name, data, tmp_path, **options)[1][metric] == 0.0
+    results = _predictions(task_name, data, tmp_path, **options)
+    own = {"rougeL_f1": lambda r: r["hyp"], "cider": lambda r: r["caption"]}[metric]
+    rewritten = _rewrite_rows(data, tmp_path, column, [own(results[0]), own(results[1]), None, None])
+    log, values = validate(task_name, rewritten, tmp_path, **options)
+    if expected is None:  # CIDEr-D of two exact matches among four rows: positive (its scale depends on the corpus)
+        assert values[metric] > 0.5, values
+    else:
+        assert values[metric] == pytest.approx(expected, abs=1e-3), values
+
+
+def test_glue_accuracy_counts_the_rows_that_match(tiny_data, tmp_path):
+    """The untrained model says 1 on these four sst2 rows (all labelled 1): flipping two labels halves acc."""
+    data = tiny_data / "glue" / "sst2" / "valid.tsv"
+    assert validate("sst2", data, tmp_path, selected_cols="0,1")[1]["acc"] == 1.0
+    values = validate("sst2", _rewrite_rows(data, tmp_path, 1, [None, None, "0", "0"]), tmp_path,
+                      selected_cols="0,1")[1]
+    assert values["acc"] == 0.5

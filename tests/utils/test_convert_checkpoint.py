@@ -186,6 +186,7 @@ def test_ports_wrapper_prefix_and_single_stored_embedding(tiny_model):
     assert_same_state(back, tiny_model.state_dict())
 
 
+@pytest.mark.slow
 def test_cli_round_trip_through_files(tiny_model, tmp_path):
     checkpoint = tmp_path / "ours.pt"
     torch.save({"model": tiny_model.state_dict(), "cfg": {"model": tiny_model.args}}, checkpoint)

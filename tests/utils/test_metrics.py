@@ -16,6 +16,7 @@ def test_ptb_tokenize_lowercases_and_drops_punctuation():
     assert tokenized == {"a": ["a man riding a horse", "dogs toys"]}
 
 
+@pytest.mark.slow
 @needs_java
 def test_coco_caption_scores_hand_computed(tmp_path):
     references = {"1": ["a man riding a horse"], "2": ["two dogs play with toys"]}
