@@ -66,6 +66,23 @@ def make_task(write_tsv):
     return make
 
 
+@pytest.fixture(scope="module")
+def module_tmp_dir(tmp_path_factory):
+    """module_tmp_dir(name) -> a new folder, deleted once the module's tests are done (tmp_path_factory's folders
+    live to the session's end, and stay when a test failed): for the module fixtures' training runs."""
+    import shutil
+
+    made = []
+
+    def make(name: str) -> Path:
+        made.append(tmp_path_factory.mktemp(name))
+        return made[-1]
+
+    yield make
+    for path in made:
+        shutil.rmtree(path, ignore_errors=True)
+
+
 @pytest.fixture(scope="session")
 def e2e_caption_checkpoint(tmp_path_factory, shared) -> Path:
     """The original's caption checkpoint of ``e2e_caption/`` (original format), unpacked once per session."""

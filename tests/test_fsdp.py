@@ -80,8 +80,8 @@ def run_killed_after(command: list, num_updates: int) -> str:
 
 
 @pytest.fixture(scope="module")
-def runs(caption_data, tmp_path_factory):  # noqa: F811
-    ddp_dir, fsdp_dir = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("fsdp")
+def runs(caption_data, module_tmp_dir):  # noqa: F811
+    ddp_dir, fsdp_dir = module_tmp_dir("ddp"), module_tmp_dir("fsdp")
     ddp = run(torchrun_command(caption_data, ddp_dir, "c10d", "--find-unused-parameters"))
     fsdp_command = torchrun_command(caption_data, fsdp_dir, "fully_sharded")
     killed = run_killed_after(fsdp_command, KILLED_AT)
@@ -94,20 +94,20 @@ AMP_UPDATES = 3
 
 
 @pytest.fixture(scope="module")
-def amp_runs(caption_data, tmp_path_factory):  # noqa: F811
+def amp_runs(caption_data, module_tmp_dir):  # noqa: F811
     """``--amp`` (bfloat16 autocast on CPU) for a few updates, under c10d and under FSDP."""
     short = ("--amp", "--max-update", str(AMP_UPDATES))
-    ddp_dir, fsdp_dir = tmp_path_factory.mktemp("amp_ddp"), tmp_path_factory.mktemp("amp_fsdp")
+    ddp_dir, fsdp_dir = module_tmp_dir("amp_ddp"), module_tmp_dir("amp_fsdp")
     return {"ddp": run(torchrun_command(caption_data, ddp_dir, "c10d", "--find-unused-parameters", *short)),
             "fsdp": run(torchrun_command(caption_data, fsdp_dir, "fully_sharded", *short)),
             "ddp_dir": ddp_dir, "fsdp_dir": fsdp_dir}
 
 
 @pytest.fixture(scope="module")
-def checkpointed_run(caption_data, tmp_path_factory):  # noqa: F811
+def checkpointed_run(caption_data, module_tmp_dir):  # noqa: F811
     """The FSDP command of :func:`runs` with ``--checkpoint-activations``, killed once update 6 is logged (its
     checkpoint of update 5 written)."""
-    save_dir = tmp_path_factory.mktemp("fsdp_checkpointed")
+    save_dir = module_tmp_dir("fsdp_checkpointed")
     command = torchrun_command(caption_data, save_dir, "fully_sharded", "--checkpoint-activations")
     return {"log": run_killed_after(command, SAVED_AT + 1), "dir": save_dir}
 

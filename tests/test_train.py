@@ -77,8 +77,8 @@ EMA_ARGS = ("--store-ema", "--ema-fp32", "--ema-decay", "0.9", "--save-interval-
 
 
 @pytest.fixture(scope="module")
-def uninterrupted_run(caption_data, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("uninterrupted")
+def uninterrupted_run(caption_data, module_tmp_dir):
+    save_dir = module_tmp_dir("uninterrupted")
     result = run_train(train_args(caption_data, save_dir, *EMA_ARGS))
     assert result.returncode == 0, result.stderr[-3000:]
     return save_dir, logged_updates(result.stdout)

@@ -59,7 +59,3 @@ def test_eval_clip_method_ii_sim_scores_against_the_rows_image(image_gen_task, s
         reference = decode_base64_image(sample["code_images"][i])
         assert scores["ii_sim"][i] == pytest.approx(tools.clip.image_similarity(images, reference).max().item(), abs=1e-5)
     assert scores["ii_sim"] != pytest.approx(scores["ti_sim"])
-    # the numbers themselves (seeded tiny VQGAN, CLIP and OFA; one thread, fp32): a change in sampling, decoding
-    # or ranking moves them
-    assert scores == {"ti_sim": pytest.approx([0.061078, -0.218088], abs=1e-4),
-                      "ii_sim": pytest.approx([0.946342, 0.935705], abs=1e-4)}

@@ -12,7 +12,6 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow  # real pretraining runs (the dry runs share their fixtures)
-SHARED = Path(os.environ.get("OFA_SHARED_REFERENCE", REPO.parent / "shared" / "reference"))
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 # the shape of the original-format checkpoint in ../shared/reference/e2e_caption (ofa_tiny shrunk, NormFormer on)
 MODEL_ARGS = ("--encoder-layers=1 --decoder-layers=1 --encoder-embed-dim=64 --decoder-embed-dim=64 "
@@ -65,8 +64,8 @@ def logged_updates(stdout: str) -> dict:
 
 
 @pytest.fixture(scope="module")
-def pretrain_run(data_dir, tmp_path_factory):
-    save_dir = tmp_path_factory.mktemp("pretrain")
+def pretrain_run(data_dir, module_tmp_dir):
+    save_dir = module_tmp_dir("pretrain")
     result = run([sys.executable, str(REPO / "train.py"),
                   *train_args(data_dir, save_dir, "--save-interval-updates", str(SAVED_AT))])
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
@@ -105,16 +104,10 @@ def test_resume_from_its_own_checkpoint(data_dir, pretrain_run, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def original_checkpoint(tmp_path_factory) -> Path:
-    """The original-format checkpoint of ../shared/reference/e2e_caption (``cfg`` with argparse.Namespace)."""
-    packed = SHARED / "e2e_caption" / "checkpoint.packed.pt"
-    if not packed.is_file():
-        pytest.fail(f"reference checkpoint not found: {packed}")
-    out = tmp_path_factory.mktemp("original") / "ofa_tiny_original.pt"
-    result = run([sys.executable, str(SHARED / "ckpt_pack.py"), "unpack", str(packed), str(out),
-                  str(SHARED / "rp_buckets.pt")])
-    assert result.returncode == 0, result.stderr
-    return out
+def original_checkpoint(e2e_caption_checkpoint) -> Path:
+    """The original-format checkpoint of ../shared/reference/e2e_caption (``cfg`` with argparse.Namespace): the
+    session's, read-only (restored from, never written)."""
+    return e2e_caption_checkpoint
 
 
 def script_env(data_dir: Path, tmp_path: Path, restore_file: str, extra_args: str) -> dict:

@@ -128,8 +128,8 @@ def _train(data: str, save_dir: Path, *extra: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def ocr_run(tiny, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("ocr_run")
+def ocr_run(tiny, module_tmp_dir):
+    folder = module_tmp_dir("ocr_run")
     train = _head(tiny / "ocr" / "train.tsv", TRAIN_ROWS, folder / "train.tsv")
     valid = _head(tiny / "ocr" / "valid.tsv", VALID_ROWS, folder / "valid.tsv")
     stdout = _train(f"{train},{valid}", folder / "checkpoints", "--task", "ocr", "--selected-cols", "0,1,2",
