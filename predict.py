@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The checkpoint, task and generation options (predict.py, serve.py)."""
-    from models.quantization import QUANTIZE_CHOICES
+    from utils.cli import QUANTIZE_CHOICES
     from utils.hub import names_help
 
     parser.add_argument("--path", required=True,
