@@ -19,7 +19,6 @@ import pickle
 import re
 import socket
 import time
-import zipfile
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -56,10 +55,8 @@ def torch_load_safely(path: str) -> Any:
     if not os.path.isfile(path):
         raise FileNotFoundError(f"checkpoint not found: {path}")
     try:
-        with torch.serialization.safe_globals(SAFE_GLOBALS):
-            # zip-format files are mapped, not read: tensors are paged in when used (copy-on-write)
-            return torch.load(path, map_location=torch.device("cpu"), weights_only=True,
-                              mmap=zipfile.is_zipfile(path))
+        with torch.serialization.safe_globals(SAFE_GLOBALS), open(path, "rb") as f:
+            return torch.load(f, map_location=torch.device("cpu"), weights_only=True)
     except pickle.UnpicklingError as err:
         disallowed = _DISALLOWED_GLOBAL.search(str(err))
         if disallowed:
