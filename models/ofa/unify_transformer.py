@@ -25,28 +25,30 @@ DECODER_IMAGE_POSITIONS = 1026
 def make_token_bucket_position(bucket_size: int, max_position: int = DEFAULT_MAX_POSITIONS) -> Tensor:
     """Relative-position buckets between text tokens: exact near the diagonal, log-spaced further away.
 
-    Computed once per process (a fifth of building a tiny model): the encoder and decoder of every model share
-    the table, which nothing writes to. On CPU also when the model is built on the meta device."""
-    pos = torch.arange(max_position, dtype=torch.long, device="cpu")
-    relative = pos[:, None] - pos[None, :]
+    Computed once per process, per distance (not per pair of positions): the encoder and decoder of every model
+    share the table, which nothing writes to. On CPU also when the model is built on the meta device."""
+    relative = torch.arange(1 - max_position, max_position, dtype=torch.long, device="cpu")
     sign = torch.sign(relative)
     mid = bucket_size // 2
     abs_pos = torch.where((relative < mid) & (relative > -mid), mid - 1, relative.abs())
     log_pos = torch.ceil(torch.log(abs_pos / mid) / math.log((max_position - 1) / mid) * (mid - 1)) + mid
-    bucket = torch.where(abs_pos.le(mid), relative, log_pos.int() * sign).long()
-    return bucket + bucket_size - 1
+    bucket = torch.where(abs_pos.le(mid), relative, log_pos.int() * sign).long() + bucket_size - 1
+    pos = torch.arange(max_position, device="cpu")
+    return bucket[pos[:, None] - pos[None, :] + max_position - 1]
 
 
 @functools.lru_cache(maxsize=4)
 def make_image_bucket_position(bucket_size: int, num_relative_distance: int) -> Tensor:
     """Relative-position buckets between patches of a bucket_size x bucket_size grid (index 0: no patch); shared
-    as :func:`make_token_bucket_position`'s."""
+    as :func:`make_token_bucket_position`'s.
+
+    The bucket of patches (r, c) and (r', c') is (r - r' + S - 1) * (2S - 1) + (c - c' + S - 1) for side S: the
+    difference of one number per patch, r * (2S - 1) + c, plus a constant."""
+    span = 2 * bucket_size - 1
     axis = torch.arange(bucket_size, device="cpu")
-    coords = torch.stack(torch.meshgrid(axis, axis, indexing="ij"))
-    coords = coords.flatten(1)
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + bucket_size - 1
-    index = torch.zeros((bucket_size * bucket_size + 1,) * 2, dtype=relative.dtype, device="cpu")
-    index[1:, 1:] = relative[:, :, 0] * (2 * bucket_size - 1) + relative[:, :, 1]
+    patch = (axis[:, None] * span + axis[None, :]).flatten()
+    index = torch.empty((bucket_size * bucket_size + 1,) * 2, dtype=torch.long, device="cpu")
+    index[1:, 1:] = patch[:, None] - patch[None, :] + (bucket_size - 1) * span + bucket_size - 1
     index[0, 0:] = num_relative_distance - 3
     index[0:, 0] = num_relative_distance - 2
     index[0, 0] = num_relative_distance - 1
