@@ -59,7 +59,7 @@ def run(tree: Path, argv: list[str]) -> tuple[float, str]:
     """Seconds from starting ``argv`` with ``tree`` on the path to its first stdout line, and that line."""
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, *argv], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": str(tree)})
+                            cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)})  # python -c imports from cwd
     line = proc.stdout.readline()
     elapsed = time.perf_counter() - start
     _, err = proc.communicate()
@@ -81,7 +81,8 @@ def main() -> None:
         if checkpoint is None or image is None:
             default_checkpoint, default_image = e2e_caption_inputs(folder)
             checkpoint, image = checkpoint or default_checkpoint, image or default_image
-        argv = ["--path", checkpoint, image, "--no-progress-bar", *args.predict_args]
+        checkpoint = os.path.abspath(checkpoint) if os.path.exists(checkpoint) else checkpoint  # or ofa:NAME
+        argv = ["--path", checkpoint, os.path.abspath(image), "--no-progress-bar", *args.predict_args]
         trees = {"this tree": REPO}
         if args.against:
             trees[args.against] = Path(folder) / "against"
