@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     """The checkpoint, task and generation options (predict.py, serve.py)."""
+    from utils.cli import QUANTIZE_CHOICES
     from utils.hub import names_help
 
     parser.add_argument("--path", required=True,
@@ -86,6 +87,9 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     gen.add_argument("--unnormalized", action="store_true", default=None, help="compare hypotheses by raw scores")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--cpu", action="store_true", help="run on CPU even when a GPU is present")
+    parser.add_argument("--quantize", choices=QUANTIZE_CHOICES, default="none",
+                        help="int8: the Transformer layers' Linear modules in int8 (runs on CPU; see README "
+                             "\"Speed and memory\" for the quality change)")
 
 
 def load_predictor(args: argparse.Namespace, prog: str):
@@ -103,7 +107,7 @@ def load_predictor(args: argparse.Namespace, prog: str):
     return OFAPredictor.from_checkpoint(
         hub.resolve(args.path), task=args.task, model_overrides=overrides, zero_shot=args.zero_shot,
         device="cpu" if args.cpu else None, batch_size=args.batch_size, all_candidates=args.all_candidates,
-        **generation)
+        quantize=args.quantize, **generation)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from data.bert_bpe import BERT_CN_DIR
 from data.dictionary import BPE_DIR
 from data.file_dataset import RowError
+from models.quantization import quantize_for_inference
 from tasks.loading import TaskMismatchError, load_for_inference, prediction_tasks
 from tasks.ofa_task import FAIRSEQ_GENERATION_DEFAULTS
 from utils import checkpoint_utils
@@ -99,7 +100,7 @@ class OFAPredictor:
     """
 
     def __init__(self, models: list, task, generation: Namespace, device: torch.device | str = "cpu",
-                 zero_shot: bool = False, batch_size: int = 8):
+                 zero_shot: bool = False, batch_size: int = 8, quantize: str = "none"):
         self.models, self.task = models, task
         self.task_name = task.cfg._name
         self.device = torch.device(device)
@@ -110,6 +111,7 @@ class OFAPredictor:
             model.eval()
             model.prepare_for_inference_(OmegaConf.create({"generation": {"beam": generation.beam}}))
             model.to(self.device)
+            quantize_for_inference(model, quantize)
         self.generator = task.build_generator(models, generation)
         self.dataset = task.dataset_cls("test", None, task.bpe, task.src_dict, task.tgt_dict,
                                         **task.dataset_kwargs("test"))
@@ -118,10 +120,11 @@ class OFAPredictor:
     @classmethod
     def from_checkpoint(cls, path: str | os.PathLike, task: str | None = None, model_overrides: dict | None = None,
                         zero_shot: bool = False, device: str | None = None, batch_size: int = 8,
-                        all_candidates: bool = False, **generation: Any) -> "OFAPredictor":
+                        all_candidates: bool = False, quantize: str = "none", **generation: Any) -> "OFAPredictor":
         """Load ``path`` (a checkpoint file or a converted HF/ModelScope folder). ``task`` defaults to the
         checkpoint's; ``generation`` overrides the task's evaluate-script defaults (``beam=``, ``max_len_b=``...);
-        VQA decodes by beam search over the answer set unless ``all_candidates`` (score every answer)."""
+        VQA decodes by beam search over the answer set unless ``all_candidates`` (score every answer).
+        ``quantize="int8"`` runs the Transformer layers' Linear modules in int8 (CPU; the default device then)."""
         overrides = dict(model_overrides or {})
         models, loaded_task = load_models_and_task(str(path), task, overrides, zero_shot)
         try:
@@ -134,9 +137,9 @@ class OFAPredictor:
                                   f"(known: {', '.join(sorted(FAIRSEQ_GENERATION_DEFAULTS))})")
         options = {**FAIRSEQ_GENERATION_DEFAULTS, **loaded_task.generation_defaults,
                    **{k: v for k, v in generation.items() if v is not None}}
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = device or ("cuda" if torch.cuda.is_available() and quantize in (None, "none") else "cpu")
         return cls(models, loaded_task, Namespace(**options), device=device, zero_shot=zero_shot,
-                   batch_size=batch_size)
+                   batch_size=batch_size, quantize=quantize)
 
     # ---- batches ------------------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import warnings
 import torch
 from torch import nn
 
-QUANTIZE_CHOICES = ("none", "int8")
+from utils.cli import QUANTIZE_CHOICES
 
 
 def quantize_for_inference(model: nn.Module, mode: str | None) -> nn.Module:

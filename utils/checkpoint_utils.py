@@ -12,6 +12,7 @@ import collections
 import errno
 import fcntl
 import hashlib
+import itertools
 import logging
 import os
 import pickle
@@ -132,6 +133,40 @@ def _layout_hint(state_dict: dict, expected: dict) -> str:
 def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict: bool = True,
                      model_cfg=None) -> None:
     """Load ``state_dict`` into ``model`` after checking names and shapes; a mismatch is one line naming ``path``."""
+    _upgrade_and_check(model, state_dict, path, strict)
+    if model_cfg is not None:
+        model.load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
+    else:
+        model.load_state_dict(state_dict, strict=strict)
+
+
+def assign_model_state(model: torch.nn.Module, state_dict: dict, path: str, model_cfg=None) -> bool:
+    """Give ``model``, built on the meta device (no random initialisation), the tensors of ``state_dict`` (cast to
+    the model's dtypes, tied parameters tied again) instead of copying them; names and shapes are checked as
+    :func:`load_model_state` does. False, ``state_dict`` left as it was, when it does not hold every tensor (an
+    added classification head, a buffer missing from old checkpoints): build the model on CPU and load it then."""
+    from fairseq.checkpoint_utils import prune_state_dict
+
+    state_dict = dict(state_dict)  # the upgrade adds and replaces entries: the caller's dict stays as it was
+    _upgrade_and_check(model, state_dict, path, strict=True)
+    if any(tensor.is_meta for tensor in state_dict.values()):  # filled from the model's own (meta) values
+        return False
+    ties, first_names = {}, {}
+    for name, param in model.named_parameters(remove_duplicate=False):
+        first = first_names.setdefault(id(param), name)
+        if first != name:
+            ties[name] = first
+    dtypes = {name: tensor.dtype for name, tensor in model.state_dict().items()}
+    state_dict = {k: v.to(dtypes[k]) for k, v in prune_state_dict(state_dict, model_cfg).items()}
+    torch.nn.Module.load_state_dict(model, state_dict, strict=True, assign=True)
+    for name, first in ties.items():
+        module_name, _, attr = name.rpartition(".")
+        setattr(model.get_submodule(module_name), attr, model.get_parameter(first))
+    return not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers()))
+
+
+def _upgrade_and_check(model: torch.nn.Module, state_dict: dict, path: str, strict: bool) -> None:
+    """Bring ``state_dict`` to ``model``'s layout and check its names and shapes (one line naming ``path``)."""
     if hasattr(model, "upgrade_state_dict"):
         model.upgrade_state_dict(state_dict)  # fills computed buffers (rp buckets), heads, added symbols
     expected = model.state_dict()
@@ -145,10 +180,6 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict
             f"{path}: weights do not fit the {type(model).__name__} built from the config "
             f"({len(problems)} mismatch(es); first: {problems[0]}){_layout_hint(state_dict, expected)}"
         )
-    if model_cfg is not None:
-        model.load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
-    else:
-        model.load_state_dict(state_dict, strict=strict)
 
 
 def checkpoint_cfg(state: dict, path: str):

@@ -7,6 +7,7 @@ import sys
 from typing import Callable, Optional
 
 HELP_FLAGS = ("-h", "--help")
+QUANTIZE_CHOICES = ("none", "int8")  #: ``--quantize`` (models/quantization.py); here so --help imports no torch
 
 
 def parse_dict_literal(text: Optional[str], flag: str) -> dict:

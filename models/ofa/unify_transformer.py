@@ -1,6 +1,7 @@
 """OFA's unified encoder (text tokens + image patches) and decoder (text, ``<bin>`` or ``<code>`` tokens)."""
 from __future__ import annotations
 
+import functools
 import math
 from typing import Any, Dict, List, Optional
 
@@ -20,25 +21,34 @@ DEFAULT_MAX_POSITIONS = 1024
 DECODER_IMAGE_POSITIONS = 1026
 
 
+@functools.lru_cache(maxsize=4)
 def make_token_bucket_position(bucket_size: int, max_position: int = DEFAULT_MAX_POSITIONS) -> Tensor:
-    """Relative-position buckets between text tokens: exact near the diagonal, log-spaced further away."""
-    pos = torch.arange(max_position, dtype=torch.long)
-    relative = pos[:, None] - pos[None, :]
+    """Relative-position buckets between text tokens: exact near the diagonal, log-spaced further away.
+
+    Computed once per process, per distance (not per pair of positions): the encoder and decoder of every model
+    share the table, which nothing writes to. On CPU also when the model is built on the meta device."""
+    relative = torch.arange(1 - max_position, max_position, dtype=torch.long, device="cpu")
     sign = torch.sign(relative)
     mid = bucket_size // 2
     abs_pos = torch.where((relative < mid) & (relative > -mid), mid - 1, relative.abs())
     log_pos = torch.ceil(torch.log(abs_pos / mid) / math.log((max_position - 1) / mid) * (mid - 1)) + mid
-    bucket = torch.where(abs_pos.le(mid), relative, log_pos.int() * sign).long()
-    return bucket + bucket_size - 1
+    bucket = torch.where(abs_pos.le(mid), relative, log_pos.int() * sign).long() + bucket_size - 1
+    pos = torch.arange(max_position, device="cpu")
+    return bucket[pos[:, None] - pos[None, :] + max_position - 1]
 
 
+@functools.lru_cache(maxsize=4)
 def make_image_bucket_position(bucket_size: int, num_relative_distance: int) -> Tensor:
-    """Relative-position buckets between patches of a bucket_size x bucket_size grid (index 0: no patch)."""
-    coords = torch.stack(torch.meshgrid(torch.arange(bucket_size), torch.arange(bucket_size), indexing="ij"))
-    coords = coords.flatten(1)
-    relative = (coords[:, :, None] - coords[:, None, :]).permute(1, 2, 0) + bucket_size - 1
-    index = torch.zeros((bucket_size * bucket_size + 1,) * 2, dtype=relative.dtype)
-    index[1:, 1:] = relative[:, :, 0] * (2 * bucket_size - 1) + relative[:, :, 1]
+    """Relative-position buckets between patches of a bucket_size x bucket_size grid (index 0: no patch); shared
+    as :func:`make_token_bucket_position`'s.
+
+    The bucket of patches (r, c) and (r', c') is (r - r' + S - 1) * (2S - 1) + (c - c' + S - 1) for side S: the
+    difference of one number per patch, r * (2S - 1) + c, plus a constant."""
+    span = 2 * bucket_size - 1
+    axis = torch.arange(bucket_size, device="cpu")
+    patch = (axis[:, None] * span + axis[None, :]).flatten()
+    index = torch.empty((bucket_size * bucket_size + 1,) * 2, dtype=torch.long, device="cpu")
+    index[1:, 1:] = patch[:, None] - patch[None, :] + (bucket_size - 1) * span + bucket_size - 1
     index[0, 0:] = num_relative_distance - 3
     index[0:, 0] = num_relative_distance - 2
     index[0, 0] = num_relative_distance - 1
@@ -47,7 +57,8 @@ def make_image_bucket_position(bucket_size: int, num_relative_distance: int) -> 
 
 def grid_position_ids(height: int, width: int, bucket_size: int) -> Tensor:
     """Ids (1-based, row-major on a bucket_size-wide grid) of the patches of a height x width image."""
-    return (torch.arange(width)[None, :] + torch.arange(height)[:, None] * bucket_size + 1).view(-1)
+    return (torch.arange(width, device="cpu")[None, :] + torch.arange(height, device="cpu")[:, None] * bucket_size
+            + 1).view(-1)
 
 
 def Embedding(num_embeddings: int, embedding_dim: int, padding_idx: Optional[int] = None,
@@ -377,8 +388,9 @@ class TransformerDecoder(FairseqIncrementalDecoder, _RelativePositions):
                                       image_tables=not self.use_ofasys)
         if not self.use_ofasys:
             window = args.code_image_size // 8
-            code_ids = torch.cat([torch.tensor([0]), grid_position_ids(window, window, args.image_bucket_size)])
-            padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long)
+            code_ids = torch.cat([torch.tensor([0], device="cpu"),
+                                  grid_position_ids(window, window, args.image_bucket_size)])
+            padding = torch.full((DECODER_IMAGE_POSITIONS - code_ids.numel(),), 1024, dtype=torch.long, device="cpu")
             self.register_buffer("image_position_idx", torch.cat([code_ids, padding]))
 
     def _pos_heads(self, pos: Tensor, linear: nn.Module) -> Tensor:

@@ -74,6 +74,26 @@ def test_checkpoint_without_rp_buckets_loads(original_checkpoint, caption_overri
         assert torch.equal(reloaded[0].state_dict()[name], table), name
 
 
+def test_models_are_built_without_initialisation_and_take_the_checkpoint_tensors(original_checkpoint,
+                                                                                 caption_overrides, tmp_path):
+    """Built on the meta device, the model gets the checkpoint's tensors (ties kept); a checkpoint lacking one
+    (here the encoder's version buffer, which old checkpoints miss) falls back to an initialised CPU model."""
+    from itertools import chain
+
+    state = checkpoint_utils.torch_load_safely(original_checkpoint)
+    for path in (original_checkpoint, tmp_path / "no_version.pt"):
+        if path != original_checkpoint:
+            del state["model"]["encoder.version"]
+            torch.save(state, path)
+        model = load_model_ensemble_and_task([str(path)], arg_overrides=caption_overrides)[0][0]
+        assert not any(t.is_meta for t in chain(model.parameters(), model.buffers()))
+        assert model.decoder.output_projection.weight is model.encoder.embed_tokens.weight
+        assert model.encoder.version.tolist() == [3]
+        loaded = model.state_dict()
+        for name, tensor in state["model"].items():
+            assert torch.equal(loaded[name], tensor), name
+
+
 def test_other_architecture_is_one_line_naming_file_and_key(original_checkpoint, caption_overrides, tmp_path):
     models, _, _ = load_model_ensemble_and_task([original_checkpoint],
                                                                  arg_overrides=caption_overrides)
