@@ -3,9 +3,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
-import torch
-
-from utils.checkpoint_utils import assign_model_state, checkpoint_cfg, load_checkpoint_to_cpu, load_model_state
+from utils.checkpoint_utils import checkpoint_cfg, load_checkpoint_to_cpu, load_model_state
 from utils.lr_scheduler import use_polynomial_decay_with_warmup_ratio
 
 
@@ -40,16 +38,11 @@ def load_model_ensemble_and_task(filenames: List[str], arg_overrides: Optional[D
             task = fairseq_tasks.setup_task(cfg.task, from_checkpoint=True)
         if "task_state" in state:
             task.load_state_dict(state["task_state"])
-        model = None
-        if strict:  # every weight comes from the checkpoint: skip the random initialisation
-            with torch.random.fork_rng(devices=[]):  # a fallback initialises as if this had not run
-                with torch.device("meta"):
-                    model = task.build_model(cfg.model, from_checkpoint=True)
-                if not assign_model_state(model, state["model"], filename, model_cfg=cfg.model):
-                    model = None
-        if model is None:
-            model = task.build_model(cfg.model, from_checkpoint=True)
-            load_model_state(model, state["model"], filename, strict=strict, model_cfg=cfg.model)
+        # built with its random initialisation although the checkpoint replaces every weight: the draws it takes
+        # keep the random stream after loading the original's, so sampled generations (image_gen) under a --seed
+        # are the original's
+        model = task.build_model(cfg.model, from_checkpoint=True)
+        load_model_state(model, state["model"], filename, strict=strict, model_cfg=cfg.model)
         history = state.get("optimizer_history") or [{}]
         if "num_updates" in history[-1]:
             model.set_num_updates(history[-1]["num_updates"])

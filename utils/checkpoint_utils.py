@@ -12,7 +12,6 @@ import collections
 import errno
 import fcntl
 import hashlib
-import itertools
 import logging
 import os
 import pickle
@@ -138,31 +137,6 @@ def load_model_state(model: torch.nn.Module, state_dict: dict, path: str, strict
         model.load_state_dict(state_dict, strict=strict, model_cfg=model_cfg)
     else:
         model.load_state_dict(state_dict, strict=strict)
-
-
-def assign_model_state(model: torch.nn.Module, state_dict: dict, path: str, model_cfg=None) -> bool:
-    """Give ``model``, built on the meta device (no random initialisation), the tensors of ``state_dict`` (cast to
-    the model's dtypes, tied parameters tied again) instead of copying them; names and shapes are checked as
-    :func:`load_model_state` does. False, ``state_dict`` left as it was, when it does not hold every tensor (an
-    added classification head, a buffer missing from old checkpoints): build the model on CPU and load it then."""
-    from fairseq.checkpoint_utils import prune_state_dict
-
-    state_dict = dict(state_dict)  # the upgrade adds and replaces entries: the caller's dict stays as it was
-    _upgrade_and_check(model, state_dict, path, strict=True)
-    if any(tensor.is_meta for tensor in state_dict.values()):  # filled from the model's own (meta) values
-        return False
-    ties, first_names = {}, {}
-    for name, param in model.named_parameters(remove_duplicate=False):
-        first = first_names.setdefault(id(param), name)
-        if first != name:
-            ties[name] = first
-    dtypes = {name: tensor.dtype for name, tensor in model.state_dict().items()}
-    state_dict = {k: v.to(dtypes[k]) for k, v in prune_state_dict(state_dict, model_cfg).items()}
-    torch.nn.Module.load_state_dict(model, state_dict, strict=True, assign=True)
-    for name, first in ties.items():
-        module_name, _, attr = name.rpartition(".")
-        setattr(model.get_submodule(module_name), attr, model.get_parameter(first))
-    return not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers()))
 
 
 def _upgrade_and_check(model: torch.nn.Module, state_dict: dict, path: str, strict: bool) -> None:

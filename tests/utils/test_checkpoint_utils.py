@@ -74,10 +74,9 @@ def test_checkpoint_without_rp_buckets_loads(original_checkpoint, caption_overri
         assert torch.equal(reloaded[0].state_dict()[name], table), name
 
 
-def test_models_are_built_without_initialisation_and_take_the_checkpoint_tensors(original_checkpoint,
-                                                                                 caption_overrides, tmp_path):
-    """Built on the meta device, the model gets the checkpoint's tensors (ties kept); a checkpoint lacking one
-    (here the encoder's version buffer, which old checkpoints miss) falls back to an initialised CPU model."""
+def test_models_take_the_checkpoint_tensors(original_checkpoint, caption_overrides, tmp_path):
+    """The model holds the checkpoint's tensors (ties kept), also from a checkpoint without the encoder's version
+    buffer, which old checkpoints miss."""
     from itertools import chain
 
     state = checkpoint_utils.torch_load_safely(original_checkpoint)
